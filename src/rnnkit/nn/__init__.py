@@ -1,1 +1,22 @@
-__all__: list[str] = []
+"""torch building blocks: cells, sequence modules, and a registry of them by name."""
+
+from rnnkit.nn.cells import GRUCell, LSTMCell, RNNCell, gru_cell, lstm_cell, rnn_cell
+from rnnkit.nn.recurrent import GRU, LSTM, RNN, CellParams
+from rnnkit.nn.registry import CELL_NAMES, CELLS, RECURRENT, build_recurrent
+
+__all__ = [
+    "CELLS",
+    "CELL_NAMES",
+    "GRU",
+    "GRUCell",
+    "LSTM",
+    "LSTMCell",
+    "RECURRENT",
+    "RNN",
+    "RNNCell",
+    "CellParams",
+    "build_recurrent",
+    "gru_cell",
+    "lstm_cell",
+    "rnn_cell",
+]
