@@ -54,8 +54,11 @@ def rnn_cell(
         \quad \phi \in \{\tanh, \mathrm{relu}\}
 
     Shapes: x_proj (B, H), h (B, H), weight_hh (H, H), bias_hh (H,) -> h' (B, H).
+    ``bias_hh=None`` means no bias or one already added to ``x_proj``.
     """
-    pre = x_proj + F.linear(h, weight_hh, bias_hh)  # (B, H)
+    if bias_hh is not None:  # (the sequence modules fold b_hh into x_proj up front)
+        x_proj = x_proj + bias_hh
+    pre = torch.addmm(x_proj, h, weight_hh.t())  # (B, H): x W_ih^T + b_ih + b_hh + h W_hh^T
     return torch.tanh(pre) if nonlinearity == "tanh" else torch.relu(pre)
 
 
@@ -85,13 +88,15 @@ def lstm_cell(
     Shapes: x_proj (B, 4H), h (B, H or P), c (B, H), weight_hh (4H, H or P).
     """
     h, c = state
-    gates = x_proj + F.linear(h, weight_hh, bias_hh)  # (B, 4H)
+    if bias_hh is not None:  # (the sequence modules fold b_hh into x_proj up front)
+        x_proj = x_proj + bias_hh
+    gates = torch.addmm(x_proj, h, weight_hh.t())  # (B, 4H): W_i* x + b_i* + W_h* h + b_h*
     i, f, g, o = gates.chunk(4, dim=-1)  # 4 x (B, H)
     i = torch.sigmoid(i)
     f = torch.sigmoid(f)
     g = torch.tanh(g)
     o = torch.sigmoid(o)
-    c = f * c + i * g
+    c = torch.addcmul(f * c, i, g)  # f * c + i * g, one kernel fewer
     h = o * torch.tanh(c)
     if weight_hr is not None:
         h = F.linear(h, weight_hr)  # (B, P)

@@ -61,6 +61,7 @@ class _Recurrent(nn.Module):
 
     gates: ClassVar[int]
     _kind: ClassVar[str]  # the name in messages
+    fold_bias_hh: ClassVar[bool] = False  # see cell()
 
     def __init__(
         self,
@@ -155,9 +156,22 @@ class _Recurrent(nn.Module):
         """Features of each state tensor: (H,) or, for LSTM, (P or H, H)."""
         return (self.hidden_size,)
 
+    def _project(self, x: Tensor, p: CellParams) -> tuple[Tensor, CellParams]:
+        """The input projection ``x W_ih^T + b_ih`` (..., G) and the parameters for ``cell``.
+
+        With ``fold_bias_hh`` the projection also adds ``b_hh`` and ``cell`` gets
+        ``bias_hh=None``: one add per sequence instead of one per step.
+        """
+        if not (self.fold_bias_hh and p.bias_ih is not None):
+            return F.linear(x, p.weight_ih, p.bias_ih), p
+        return F.linear(x, p.weight_ih, p.bias_ih + p.bias_hh), p._replace(bias_hh=None)
+
     def cell(self, x_proj: Tensor, state: CellState, p: CellParams) -> CellState:
         """One step given the input projection ``x W_ih^T + b_ih``; override for a custom cell.
 
+        ``x_proj`` (B, G) already includes ``b_hh`` when the class sets
+        ``fold_bias_hh`` (then ``p.bias_hh`` is None): right for cells where
+        ``b_hh`` is only added to the pre-activation (RNN, LSTM), not for GRU.
         A subclass that overrides ``cell`` (keeping the state's structure and
         the parameters) runs on the explicit path.
         """
@@ -171,6 +185,34 @@ class _Recurrent(nn.Module):
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)!r}"
         return s
+
+    def flatten_parameters(self) -> None:
+        """Lay the parameters out in one buffer as cuDNN wants (a no-op off CUDA).
+
+        The same call torch.nn.LSTM makes; without it cuDNN copies the weights
+        on every call and warns. ``.cuda()`` / ``.to()`` call it.
+        """
+        flat = [getattr(self, n) for names in self._param_names for n in names]
+        first = flat[0]
+        if not (first.is_cuda and torch.backends.cudnn.is_acceptable(first)):
+            return
+        if any(not w.is_cuda or w.dtype != first.dtype for w in flat) or \
+                len({w.data_ptr() for w in flat}) != len(flat):  # aliased: torch also gives up
+            return
+        import torch.backends.cudnn.rnn as cudnn_rnn
+
+        with torch.cuda.device_of(first), torch.no_grad():
+            if torch._use_cudnn_rnn_flatten_weight():
+                torch._cudnn_rnn_flatten_weight(
+                    flat, (4 if self.bias else 2) + (1 if self.proj_size else 0),
+                    self.input_size, cudnn_rnn.get_cudnn_mode(self._vf_name().upper()),
+                    self.hidden_size, self.proj_size, self.num_layers, self.batch_first,
+                    self.bidirectional)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> _Recurrent:
+        module = super()._apply(fn, recurse)
+        self.flatten_parameters()
+        return module
 
     # ------------------------------------------------------- which path, why
 
@@ -337,7 +379,7 @@ class _Recurrent(nn.Module):
                        keep: tuple[Tensor, ...] | None) -> tuple[Tensor, tuple[Tensor, ...]]:
         """One layer, one direction: x (B, T, D) -> outputs (B, T, P), final state."""
         s: CellState = state if len(state) > 1 else state[0]
-        x_proj = F.linear(x, p.weight_ih, p.bias_ih)  # (B, T, G): all steps in one product
+        x_proj, p = self._project(x, p)  # (B, T, G): all steps in one matrix product
         outs = []
         # unbind, not x_proj[:, t]: indexing makes every step's backward touch all of
         # x_proj (docs: PERFORMANCE.md).
@@ -369,8 +411,8 @@ class _Recurrent(nn.Module):
         states = list(zip(*(t.unbind(0) for t in hx), strict=True))
         finals = []
         for layer in range(self.num_layers):
-            p = self.layer_params(layer)
-            s = self.cell(F.linear(x, p.weight_ih, p.bias_ih), _unwrap(states[layer]), p)
+            x_proj, p = self._project(x, self.layer_params(layer))
+            s = self.cell(x_proj, _unwrap(states[layer]), p)
             finals.append(s if isinstance(s, tuple) else (s,))
             x = s[0] if isinstance(s, tuple) else s  # (B, P)
             if self.dropout and self.training and layer < self.num_layers - 1:
@@ -439,6 +481,7 @@ class RNN(_Recurrent):
 
     gates = 1
     _kind = "RNN"
+    fold_bias_hh = True
 
     def __init__(
         self,
@@ -482,6 +525,7 @@ class LSTM(_Recurrent):
 
     gates = 4
     _kind = "LSTM"
+    fold_bias_hh = True
 
     def __init__(
         self,
