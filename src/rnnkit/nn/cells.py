@@ -96,7 +96,7 @@ def lstm_cell(
     f = torch.sigmoid(f)
     g = torch.tanh(g)
     o = torch.sigmoid(o)
-    c = torch.addcmul(f * c, i, g)  # f * c + i * g, one kernel fewer
+    c = f * c + i * g
     h = o * torch.tanh(c)
     if weight_hr is not None:
         h = F.linear(h, weight_hr)  # (B, P)

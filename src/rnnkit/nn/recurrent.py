@@ -112,7 +112,9 @@ class _Recurrent(nn.Module):
         kw = {"device": device, "dtype": dtype}
         G = self.gates * hidden_size
         P = self.output_size
-        self._param_names: list[tuple[str, ...]] = []  # per (layer, direction), torch's order
+        # Per (layer, direction): the parameter names in CellParams' field order, which
+        # is also torch's flat order; None where a parameter is absent.
+        self._names: list[tuple[str | None, ...]] = []
         for layer in range(num_layers):
             layer_in = input_size if layer == 0 else P * self.num_directions
             for direction in range(self.num_directions):
@@ -124,7 +126,8 @@ class _Recurrent(nn.Module):
                     shapes["weight_hr"] = (proj_size, hidden_size)
                 for name, shape in shapes.items():
                     self.register_parameter(name + sfx, nn.Parameter(torch.empty(shape, **kw)))
-                self._param_names.append(tuple(name + sfx for name in shapes))
+                self._names.append(tuple(f + sfx if f in shapes else None
+                                         for f in CellParams._fields))
         self.reset_parameters()
 
     # ----------------------------------------------------------------- basics
@@ -146,11 +149,12 @@ class _Recurrent(nn.Module):
 
     def layer_params(self, layer: int, direction: int = 0) -> CellParams:
         """The parameters of one layer and direction (0 forward, 1 reverse)."""
-        names = self._param_names[layer * self.num_directions + direction]
-        p = dict(zip((n.rsplit("_l", 1)[0] for n in names), (getattr(self, n) for n in names),
-                     strict=True))
-        return CellParams(p["weight_ih"], p["weight_hh"], p.get("bias_ih"), p.get("bias_hh"),
-                          p.get("weight_hr"))
+        names = self._names[layer * self.num_directions + direction]
+        return CellParams(*(getattr(self, n) if n else None for n in names))
+
+    def _flat_weights(self) -> list[Tensor]:
+        """Every parameter in torch.nn's order (what torch's fused kernels take)."""
+        return [getattr(self, n) for names in self._names for n in names if n]
 
     def _state_sizes(self) -> tuple[int, ...]:
         """Features of each state tensor: (H,) or, for LSTM, (P or H, H)."""
@@ -192,7 +196,7 @@ class _Recurrent(nn.Module):
         The same call torch.nn.LSTM makes; without it cuDNN copies the weights
         on every call and warns. ``.cuda()`` / ``.to()`` call it.
         """
-        flat = [getattr(self, n) for names in self._param_names for n in names]
+        flat = self._flat_weights()
         first = flat[0]
         if not (first.is_cuda and torch.backends.cudnn.is_acceptable(first)):
             return
@@ -234,7 +238,7 @@ class _Recurrent(nn.Module):
             return (f"{name}.forward() takes the explicit path: {blocker}. It computes the "
                     f"input projection x W_ih^T + b_ih for all steps in one matrix product "
                     f"per layer and direction, then calls cell() once per time step.")
-        w = self.layer_params(0).weight_ih
+        w = self.weight_ih_l0
         if w.is_cuda:
             kernel = "cuDNN" if torch.backends.cudnn.enabled else "ATen's CUDA kernels"
         elif self._kind == "LSTM" and torch.backends.mkldnn.is_available() and \
@@ -273,7 +277,7 @@ class _Recurrent(nn.Module):
             output: (B, T, dirs*H) (or as x's layout), the last layer's h at every step.
             state: like ``state``, the final state of every layer and direction.
         """
-        check_input("input", x, (2, 3), self.input_size, self.layer_params(0).weight_ih)
+        check_input("input", x, (2, 3), self.input_size, self.weight_ih_l0)
         batched = x.dim() == 3
         if not batched:
             if lengths is not None:
@@ -329,7 +333,7 @@ class _Recurrent(nn.Module):
                        ) -> tuple[Tensor, tuple[Tensor, ...]]:
         """torch's fused kernel with this module's parameters (as torch.nn.LSTM.forward)."""
         kernel = getattr(_VF, self._vf_name())
-        flat = [getattr(self, n) for names in self._param_names for n in names]
+        flat = self._flat_weights()
         h0 = hx if len(hx) > 1 else hx[0]
         args = (flat, self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
         if lengths is None:
@@ -404,7 +408,7 @@ class _Recurrent(nn.Module):
         if self.bidirectional:
             raise ValueError("step() needs bidirectional=False: the reverse direction "
                              "reads the sequence from its end; call forward() instead")
-        check_input("x_t", x_t, (1, 2), self.input_size, self.layer_params(0).weight_ih)
+        check_input("x_t", x_t, (1, 2), self.input_size, self.weight_ih_l0)
         batched = x_t.dim() == 2
         x = x_t if batched else x_t.unsqueeze(0)  # (B, D)
         hx = self._check_state(state, x.size(0), batched, x)
