@@ -142,12 +142,13 @@ def step_methods(kind: str, D: int, H: int, n_steps: int) -> dict[str, Callable[
     return {f"nn.{cell_cls.__name__}": run_cell, "rnnkit step()": run_ours}
 
 
-def parse_shapes(text: str) -> list[tuple[int, int, int, int]]:
+def parse_shapes(text: str, form: str = "BxTxDxH") -> list[tuple[int, ...]]:
     shapes = []
     for item in text.split(","):
         parts = item.strip().lower().split("x")
-        if len(parts) != 4 or not all(p.isdigit() and int(p) > 0 for p in parts):
-            raise SystemExit(f"error: a shape is BxTxDxH with positive integers, got {item!r}")
+        if len(parts) != len(form.split("x")) or not all(p.isdigit() and int(p) > 0
+                                                         for p in parts):
+            raise SystemExit(f"error: a shape is {form} with positive integers, got {item!r}")
         shapes.append(tuple(int(p) for p in parts))
     return shapes
 
@@ -163,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--no-numpy", action="store_true", help="leave out the NumPy engine")
     ap.add_argument("--no-step", action="store_true", help="leave out the step() latency")
+    ap.add_argument("--step-shape", default="256x512", help="DxH of the step() latency (B=1)")
     ap.add_argument("--no-malloc-tuning", action="store_true",
                     help="keep glibc's default malloc thresholds")
     ap.add_argument("--output", type=Path, default=REPO / "docs" / "benchmarks" / "recurrent.md",
@@ -196,12 +198,13 @@ def main(argv: list[str] | None = None) -> int:
     step_rows: list[tuple[str, str, float, float]] = []
     if not args.no_step:
         n_steps = 50 if args.quick else 200
+        D, H = parse_shapes(args.step_shape, "DxH")[0]
         for kind in kinds:
-            med = interleaved_medians(step_methods(kind, 256, 512, n_steps), warmup, repeats)
+            med = interleaved_medians(step_methods(kind, D, H, n_steps), warmup, repeats)
             base = next(iter(med.values()))
             for name, sec in med.items():
-                step_rows.append((kind, name, sec / n_steps, sec / base))
-                print(f"{kind:4}  step B=1 D=256 H=512      {name:16} "
+                step_rows.append((kind, f"B=1 D={D} H={H}", name, sec / n_steps, sec / base))
+                print(f"{kind:4}  {f'step B=1 D={D} H={H}':24}  {name:16} "
                       f"{sec / n_steps * 1e6:9.1f} us  {sec / base:5.2f}x", flush=True)
 
     load_after = os.getloadavg()
@@ -216,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def render_markdown(rows, step_rows, *, repeats, warmup, malloc, load, argv) -> str:
+    onednn = torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
     lines = [
         "# Recurrent layer speed",
         "",
@@ -226,7 +230,7 @@ def render_markdown(rows, step_rows, *, repeats, warmup, malloc, load, argv) -> 
         "",
         f"- machine: {cpu_model()}, {os.cpu_count()} logical CPUs, "
         f"torch threads {torch.get_num_threads()}",
-        f"- torch {torch.__version__} (oneDNN {'on' if torch.backends.mkldnn.is_available() else 'off'}), "
+        f"- torch {torch.__version__} (oneDNN {'on' if onednn else 'off'}), "
         f"NumPy {np.__version__}, Python {platform.python_version()}",
         f"- glibc malloc thresholds raised (docs: PERFORMANCE.md): {'yes' if malloc else 'no'}",
         f"- load average (1 min) before/after: {load[0]:.2f} / {load[1]:.2f}",
@@ -240,13 +244,14 @@ def render_markdown(rows, step_rows, *, repeats, warmup, malloc, load, argv) -> 
     if step_rows:
         lines += [
             "",
-            "Streaming inference, one `step()` at B=1, D=256, H=512 (one layer, inference mode),",
+            "Streaming inference: one `step()` of a one-layer module (inference mode)",
             "against the torch.nn cell:",
             "",
-            "| cell | method | time per step | ratio |",
-            "|---|---|---:|---:|",
+            "| cell | shape | method | time per step | ratio |",
+            "|---|---|---|---:|---:|",
         ]
-        lines += [f"| {k} | {m} | {sec * 1e6:.0f} us | {r:.2f} |" for k, m, sec, r in step_rows]
+        lines += [f"| {k} | {s} | {m} | {sec * 1e6:.0f} us | {r:.2f} |"
+                  for k, s, m, sec, r in step_rows]
     return "\n".join(lines) + "\n"
 
 

@@ -7,7 +7,7 @@ function by one of two paths:
 
 - the **fast path** hands this module's parameters to torch's own fused
   kernel (``torch._VF.lstm`` etc.: cuDNN on CUDA, oneDNN or ATen's loop on
-  CPU), exactly as torch.nn.LSTM does;
+  CPU), exactly as torch.nn.LSTM does (``rnnkit.nn.fused``);
 - the **explicit path** runs the cell equations of ``rnnkit.nn.cells`` step
   by step. It is what a subclass with its own ``cell()`` runs, and what
   ``fast_path=False`` forces, to read, to teach and to check the fast path.
@@ -27,8 +27,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import _VF, Tensor, nn
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from torch import Tensor, nn
 
 from rnnkit.nn.cells import (
     check_input,
@@ -39,6 +38,7 @@ from rnnkit.nn.cells import (
     lstm_cell,
     rnn_cell,
 )
+from rnnkit.nn.fused import describe_kernel, flatten_for_cudnn, fused_forward
 
 __all__ = ["GRU", "LSTM", "RNN", "CellParams"]
 
@@ -193,25 +193,12 @@ class _Recurrent(nn.Module):
     def flatten_parameters(self) -> None:
         """Lay the parameters out in one buffer as cuDNN wants (a no-op off CUDA).
 
-        The same call torch.nn.LSTM makes; without it cuDNN copies the weights
-        on every call and warns. ``.cuda()`` / ``.to()`` call it.
+        The same call torch.nn.LSTM makes; ``.cuda()`` and ``.to()`` call it.
         """
-        flat = self._flat_weights()
-        first = flat[0]
-        if not (first.is_cuda and torch.backends.cudnn.is_acceptable(first)):
-            return
-        if any(not w.is_cuda or w.dtype != first.dtype for w in flat) or \
-                len({w.data_ptr() for w in flat}) != len(flat):  # aliased: torch also gives up
-            return
-        import torch.backends.cudnn.rnn as cudnn_rnn
-
-        with torch.cuda.device_of(first), torch.no_grad():
-            if torch._use_cudnn_rnn_flatten_weight():
-                torch._cudnn_rnn_flatten_weight(
-                    flat, (4 if self.bias else 2) + (1 if self.proj_size else 0),
-                    self.input_size, cudnn_rnn.get_cudnn_mode(self._vf_name().upper()),
-                    self.hidden_size, self.proj_size, self.num_layers, self.batch_first,
-                    self.bidirectional)
+        flatten_for_cudnn(self._vf_name(), self._flat_weights(), bias=self.bias,
+                          input_size=self.input_size, hidden_size=self.hidden_size,
+                          proj_size=self.proj_size, num_layers=self.num_layers,
+                          batch_first=self.batch_first, bidirectional=self.bidirectional)
 
     def _apply(self, fn: Any, recurse: bool = True) -> _Recurrent:
         module = super()._apply(fn, recurse)
@@ -238,14 +225,7 @@ class _Recurrent(nn.Module):
             return (f"{name}.forward() takes the explicit path: {blocker}. It computes the "
                     f"input projection x W_ih^T + b_ih for all steps in one matrix product "
                     f"per layer and direction, then calls cell() once per time step.")
-        w = self.weight_ih_l0
-        if w.is_cuda:
-            kernel = "cuDNN" if torch.backends.cudnn.enabled else "ATen's CUDA kernels"
-        elif self._kind == "LSTM" and torch.backends.mkldnn.is_available() and \
-                torch.backends.mkldnn.enabled and w.dtype in (torch.float32, torch.bfloat16):
-            kernel = "oneDNN for inputs without lengths, ATen's CPU loop for packed ones"
-        else:
-            kernel = "ATen's CPU loop"
+        kernel = describe_kernel(self._vf_name(), self.weight_ih_l0)
         return (f"{name}.forward() takes the fast path: torch's fused kernel "
                 f"(torch._VF.{self._vf_name()}; here {kernel}) computes the same function "
                 f"with this module's own parameters; lengths are handled by packing the "
@@ -294,7 +274,10 @@ class _Recurrent(nn.Module):
                 lengths = None  # nothing is padded
 
         if self._fast_path_blocker() is None:
-            output, final = self._forward_fused(x, hx, lengths)
+            output, final = fused_forward(
+                self._vf_name(), x, hx, self._flat_weights(), bias=self.bias,
+                num_layers=self.num_layers, dropout=self.dropout, training=self.training,
+                bidirectional=self.bidirectional, batch_first=self.batch_first, lengths=lengths)
         else:
             x_bf = x if self.batch_first else x.transpose(0, 1)  # (B, T, D)
             states = [tuple(s) for s in zip(*(t.unbind(0) for t in hx), strict=True)]
@@ -328,26 +311,6 @@ class _Recurrent(nn.Module):
                 raise ValueError(f"{name} dtype {t.dtype} does not match the input's {x.dtype}")
             out.append(t if batched else t.unsqueeze(1))
         return tuple(out)
-
-    def _forward_fused(self, x: Tensor, hx: tuple[Tensor, ...], lengths: Tensor | None
-                       ) -> tuple[Tensor, tuple[Tensor, ...]]:
-        """torch's fused kernel with this module's parameters (as torch.nn.LSTM.forward)."""
-        kernel = getattr(_VF, self._vf_name())
-        flat = self._flat_weights()
-        h0 = hx if len(hx) > 1 else hx[0]
-        args = (flat, self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
-        if lengths is None:
-            out, *final = kernel(x, h0, *args, self.batch_first)
-            return out, tuple(final)
-        T = x.size(1) if self.batch_first else x.size(0)
-        packed = pack_padded_sequence(x, lengths.cpu(), self.batch_first, enforce_sorted=False)
-        order = packed.sorted_indices
-        h0 = tuple(h.index_select(1, order) for h in hx)  # the kernel sees sorted sequences
-        data, *final = kernel(packed.data, packed.batch_sizes, h0 if len(h0) > 1 else h0[0],
-                              *args)
-        out_packed = PackedSequence(data, packed.batch_sizes, order, packed.unsorted_indices)
-        out, _ = pad_packed_sequence(out_packed, self.batch_first, total_length=T)
-        return out, tuple(h.index_select(1, packed.unsorted_indices) for h in final)
 
     def _forward_explicit(self, x: Tensor, states: list[CellState], lengths: Tensor | None
                           ) -> tuple[Tensor, list[tuple[Tensor, ...]]]:
