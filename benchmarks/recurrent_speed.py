@@ -41,6 +41,9 @@ from rnnkit.nn import GRU, LSTM
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SHAPES = "64x100x128x256,32x512x64x128"
 KINDS = {"lstm": (LSTM, nn.LSTM, nn.LSTMCell), "gru": (GRU, nn.GRU, nn.GRUCell)}
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+# The targets, as the largest acceptable ratio to torch.nn.
+TARGETS = {"rnnkit fast": 1.05, "rnnkit explicit": 2.0, "NumPy engine": 3.0}
 
 
 def tune_malloc() -> bool:
@@ -161,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=None, help="untimed runs (default 3, 1 quick)")
     ap.add_argument("--shapes", default=DEFAULT_SHAPES, help="comma-separated BxTxDxH")
     ap.add_argument("--kinds", default="lstm,gru", help="comma-separated: lstm, gru")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads (default: torch's); NumPy's BLAS follows "
+                         "OPENBLAS_NUM_THREADS in the environment")
     ap.add_argument("--no-numpy", action="store_true", help="leave out the NumPy engine")
     ap.add_argument("--no-step", action="store_true", help="leave out the step() latency")
     ap.add_argument("--step-shape", default="256x512", help="DxH of the step() latency (B=1)")
@@ -170,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output", type=Path, default=REPO / "docs" / "benchmarks" / "recurrent.md",
                     help="where to write the markdown table")
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument("--note", default="", help="a sentence for the markdown (e.g. the load)")
     args = ap.parse_args(argv)
 
     repeats = args.repeats or (3 if args.quick else 15)
@@ -209,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
 
     load_after = os.getloadavg()
     md = render_markdown(rows, step_rows, repeats=repeats, warmup=warmup, malloc=malloc,
-                         load=(load_before[0], load_after[0]), argv=sys.argv[1:])
+                         load=(load_before[0], load_after[0]), argv=sys.argv[1:],
+                         note=args.note)
     if args.quick or args.no_write:
         return 0
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -218,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def render_markdown(rows, step_rows, *, repeats, warmup, malloc, load, argv) -> str:
+def render_markdown(rows, step_rows, *, repeats, warmup, malloc, load, argv, note="") -> str:
     onednn = torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
     lines = [
         "# Recurrent layer speed",
@@ -232,15 +239,21 @@ def render_markdown(rows, step_rows, *, repeats, warmup, malloc, load, argv) -> 
         f"torch threads {torch.get_num_threads()}",
         f"- torch {torch.__version__} (oneDNN {'on' if onednn else 'off'}), "
         f"NumPy {np.__version__}, Python {platform.python_version()}",
+        f"- thread settings in the environment: "
+        f"{', '.join(f'{k}={os.environ[k]}' for k in THREAD_VARS if k in os.environ) or 'none'}",
         f"- glibc malloc thresholds raised (docs: PERFORMANCE.md): {'yes' if malloc else 'no'}",
         f"- load average (1 min) before/after: {load[0]:.2f} / {load[1]:.2f}",
         f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}; "
         f"arguments: `{' '.join(argv) or '(none)'}`",
+        *([f"- note: {note}"] if note else []),
         "",
-        "| cell | shape | method | time | ratio to torch.nn |",
-        "|---|---|---|---:|---:|",
+        "| cell | shape | method | time | ratio to torch.nn | target |",
+        "|---|---|---|---:|---:|---|",
     ]
-    lines += [f"| {k} | {s} | {m} | {sec * 1e3:.1f} ms | {r:.2f} |" for k, s, m, sec, r in rows]
+    for k, s, m, sec, r in rows:
+        target = f"<= {TARGETS[m]:.2f} {'met' if r <= TARGETS[m] else 'missed'}" \
+            if m in TARGETS else "baseline"
+        lines.append(f"| {k} | {s} | {m} | {sec * 1e3:.1f} ms | {r:.2f} | {target} |")
     if step_rows:
         lines += [
             "",

@@ -141,6 +141,24 @@ def test_lengths_equal_running_each_sequence_alone(name, cls, torch_cls, kwargs,
             torch.testing.assert_close(u[:, b : b + 1], v, **F64)
 
 
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast", "explicit"])
+def test_lengths_time_major_and_streaming_after_forward(fast_path):
+    torch.manual_seed(3)
+    m = LSTM(D, H, num_layers=2, batch_first=False, fast_path=fast_path).double()
+    x = torch.randn(7, 3, D, dtype=torch.float64)  # (T, B, D)
+    out, (h, c) = m(x, lengths=torch.tensor([7, 2, 5]))
+    out_b, (h_b, c_b) = m(x[:5, 2:3])
+    torch.testing.assert_close(out[:5, 2:3], out_b, **F64)
+    assert out[5:, 2].abs().max() == 0
+    torch.testing.assert_close(c[:, 2:3], c_b, **F64)
+    # forward() on a prefix, then step() on the rest: the same as forward() on everything.
+    full, _ = m(x)
+    _, state = m(x[:4])
+    for t in range(4, 7):
+        y, state = m.step(x[t], state)
+        torch.testing.assert_close(y, full[t], **F64)
+
+
 def test_lengths_accepts_lists_and_full_lengths():
     m = LSTM(D, H, bidirectional=True).double()
     x = torch.randn(3, 5, D, dtype=torch.float64)
