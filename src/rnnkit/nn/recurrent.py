@@ -60,7 +60,7 @@ class _Recurrent(nn.Module):
     """What RNN, LSTM and GRU share: parameters, checks, both paths, ``step``."""
 
     gates: ClassVar[int]
-    _kind: ClassVar[str]  # the name in messages
+    _mode: ClassVar[str]  # torch's name for the kernel: torch._VF.<mode>
     fold_bias_hh: ClassVar[bool] = False  # see cell()
 
     def __init__(
@@ -232,7 +232,7 @@ class _Recurrent(nn.Module):
                 f"batch with pack_padded_sequence. step() always runs cell() directly.")
 
     def _vf_name(self) -> str:
-        return self._kind.lower()
+        return self._mode
 
     # ---------------------------------------------------------------- forward
 
@@ -441,13 +441,14 @@ class RNN(_Recurrent):
     tanh or relu.
 
     Arguments as torch.nn.RNN (but ``batch_first=True``), plus ``nonlinearity``
-    (``"tanh"`` or ``"relu"``) and ``fast_path``; see ``_Recurrent.forward``.
+    (``"tanh"`` or ``"relu"``) and ``fast_path``. ``forward(x, state=None, lengths=None)``
+    returns ``(output, h_n)``; ``step(x_t, state)`` runs one step.
     Parameters ``weight_ih_l{k}[_reverse]`` (H, D or dirs*H), ``weight_hh_l{k}`` (H, H),
     ``bias_ih_l{k}``, ``bias_hh_l{k}`` (H,).
     """
 
     gates = 1
-    _kind = "RNN"
+    _mode = "rnn_tanh"  # or rnn_relu, see _vf_name
     fold_bias_hh = True
 
     def __init__(
@@ -486,12 +487,19 @@ class LSTM(_Recurrent):
     Arguments as torch.nn.LSTM (but ``batch_first=True``), including
     ``proj_size`` (LSTMP: h is projected to P features by ``weight_hr_l{k}``).
     The state is ``(h, c)``: h (L*dirs, B, P or H), c (L*dirs, B, H).
+
+    Example::
+
+        lstm = LSTM(input_size=32, hidden_size=64, num_layers=2, bidirectional=True)
+        out, (h, c) = lstm(x, lengths=lengths)  # x (B, T, 32) -> out (B, T, 128)
+        lstm.load_state_dict(torch.nn.LSTM(32, 64, 2, bidirectional=True).state_dict())
+
     Parameters ``weight_ih_l{k}[_reverse]`` (4H, ·), ``weight_hh_l{k}`` (4H, P or H),
     ``bias_ih_l{k}``, ``bias_hh_l{k}`` (4H,), gate order i, f, g, o.
     """
 
     gates = 4
-    _kind = "LSTM"
+    _mode = "lstm"
     fold_bias_hh = True
 
     def __init__(
@@ -534,7 +542,7 @@ class GRU(_Recurrent):
     """
 
     gates = 3
-    _kind = "GRU"
+    _mode = "gru"
 
     def __init__(
         self,
