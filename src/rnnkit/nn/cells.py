@@ -131,7 +131,7 @@ def gru_cell(
     r = torch.sigmoid(x_r + h_r)
     z = torch.sigmoid(x_z + h_z)
     n = torch.tanh(x_n + r * h_n)
-    return (1 - z) * n + z * h
+    return torch.lerp(n, h, z)  # (1 - z) * n + z * h, in one kernel
 
 
 # --------------------------------------------------------------------------
