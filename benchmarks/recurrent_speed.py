@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
 
     load_after = os.getloadavg()
     md = render_markdown(rows, step_rows, repeats=repeats, warmup=warmup, malloc=malloc,
-                         load=(load_before[0], load_after[0]), argv=sys.argv[1:],
+                         load=(load_before[0], load_after[0]), argv=_without_note(sys.argv[1:]),
                          note=args.note)
     if args.quick or args.no_write:
         return 0
@@ -223,6 +223,19 @@ def main(argv: list[str] | None = None) -> int:
     args.output.write_text(md)
     print(f"wrote {args.output}")
     return 0
+
+
+def _without_note(argv: list[str]) -> list[str]:
+    """The command line as recorded in the markdown; the note has its own line."""
+    out, skip = [], False
+    for a in argv:
+        if skip or a.startswith("--note="):
+            skip = False
+        elif a == "--note":
+            skip = True
+        else:
+            out.append(a)
+    return out
 
 
 def render_markdown(rows, step_rows, *, repeats, warmup, malloc, load, argv, note="") -> str:
