@@ -175,7 +175,8 @@ def test_lengths_accepts_lists_and_full_lengths():
 
 
 @pytest.mark.parametrize("name,cls,torch_cls,kwargs", MODULES, ids=IDS)
-@pytest.mark.parametrize("T", [1, 9, 60], ids=["T1", "T9", "T60"])
+@pytest.mark.parametrize("T", [1, 9, 60, pytest.param(400, marks=pytest.mark.slow)],
+                         ids=["T1", "T9", "T60", "T400"])
 @pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "state"])
 @pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
 def test_fast_and_explicit_paths_agree(name, cls, torch_cls, kwargs, T, with_state,
