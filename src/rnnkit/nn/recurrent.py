@@ -179,7 +179,7 @@ class _Recurrent(nn.Module):
         A subclass that overrides ``cell`` (keeping the state's structure and
         the parameters) runs on the explicit path.
         """
-        raise NotImplementedError  # each concrete class defines it
+        raise TypeError(f"{type(self).__name__} has no cell(); subclass RNN, LSTM or GRU")
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
