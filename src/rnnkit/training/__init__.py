@@ -1,1 +1,55 @@
-__all__: list[str] = []
+"""The one explicit training loop, checkpoints, progress and metrics logging.
+
+See :mod:`rnnkit.training.loop` for the loop's contract and a usage example,
+and ``docs/training.md`` for truncated BPTT, checkpoints, resume and DDP.
+"""
+
+from __future__ import annotations
+
+from rnnkit.training.checkpoint import (
+    load_model_weights,
+    read_json,
+    resolve_checkpoint,
+    write_checkpoint,
+)
+from rnnkit.training.distributed import DistContext, cleanup_distributed, init_distributed
+from rnnkit.training.loop import (
+    StepResult,
+    TrainConfig,
+    Trainer,
+    TrainingDiverged,
+    TrainResult,
+    build_optimizer,
+    detach_state,
+    lr_at,
+    reset_state_rows,
+    seed_everything,
+    tune_allocator,
+)
+from rnnkit.training.plots import plot_curves
+from rnnkit.training.progress import MetricsLog, Progress, read_metrics
+
+__all__ = [
+    "DistContext",
+    "MetricsLog",
+    "Progress",
+    "StepResult",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "TrainingDiverged",
+    "build_optimizer",
+    "cleanup_distributed",
+    "detach_state",
+    "init_distributed",
+    "load_model_weights",
+    "lr_at",
+    "plot_curves",
+    "read_json",
+    "read_metrics",
+    "reset_state_rows",
+    "resolve_checkpoint",
+    "seed_everything",
+    "tune_allocator",
+    "write_checkpoint",
+]

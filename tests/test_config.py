@@ -1,0 +1,109 @@
+"""The house config mechanism: presets, dotted overrides, strict keys and types."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+
+import pytest
+
+from rnnkit import config as C
+from rnnkit.errors import UserError
+
+
+@dataclass(kw_only=True)
+class Inner:
+    size: int = 4
+    rate: float = 0.5
+    name: str = "lstm"
+    on: bool = False
+    limit: int | None = None
+    derived: int = field(default=0, metadata={"derived": True})
+
+
+@dataclass(kw_only=True)
+class Outer:
+    inner: Inner = field(default_factory=Inner)
+    out: str = "runs/x"
+
+
+def test_overrides_parse_each_type():
+    cfg = C.apply_overrides(
+        Outer(),
+        [
+            "inner.size=8",
+            "inner.rate=1e-3",
+            "inner.name=gru",
+            "inner.on=true",
+            "inner.limit=3",
+            "out=runs/y",
+        ],
+    )
+    assert cfg == Outer(inner=Inner(size=8, rate=0.001, name="gru", on=True, limit=3), out="runs/y")
+    assert C.apply_overrides(cfg, ["inner.limit=none"]).inner.limit is None
+    assert C.apply_overrides(cfg, {"inner.rate": 2}).inner.rate == 2.0  # int ok for float
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("inner.sise=3", "unknown config key inner.sise"),
+        ("inner.size=3.5", "--inner.size must be int, got '3.5'"),
+        ("inner.on=maybe", "--inner.on must be bool, got 'maybe'"),
+        ("inner.derived=3", "unknown config key inner.derived"),
+        ("inner.size", "needs a value"),
+    ],
+)
+def test_bad_overrides_give_one_line_errors(override, message):
+    with pytest.raises(UserError) as info:
+        C.apply_overrides(Outer(), [override])
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_from_dict_rejects_unknown_keys_and_wrong_types():
+    assert C.from_dict(Outer, {"inner": {"size": 2}}).inner.size == 2
+    with pytest.raises(UserError, match="unknown config key inner.colour; valid keys here"):
+        C.from_dict(Outer, {"inner": {"colour": 1}})
+    with pytest.raises(UserError, match="config key inner.size must be int, got str '2'"):
+        C.from_dict(Outer, {"inner": {"size": "2"}})
+    with pytest.raises(UserError, match="must be int, got bool"):
+        C.from_dict(Outer, {"inner": {"size": True}})
+    with pytest.raises(UserError, match="section inner must be a table"):
+        C.from_dict(Outer, {"inner": 3})
+
+
+def test_preset_file_then_overrides(tmp_path):
+    preset = tmp_path / "p.toml"
+    preset.write_text('out = "a"\n[inner]\nsize = 16\nrate = 1\n')
+    cfg = C.load_config(Outer, preset=str(preset), overrides=["inner.size=32"])
+    assert cfg.out == "a" and cfg.inner.size == 32 and cfg.inner.rate == 1.0
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[inner\n")
+    with pytest.raises(UserError, match="not valid TOML"):
+        C.load_config(Outer, preset=str(bad))
+    with pytest.raises(UserError, match="unknown preset 'nope' for textgen; choose one of"):
+        C.load_config(Outer, app="textgen", preset="nope")
+
+
+def test_shipped_textgen_presets_load():
+    from rnnkit.pipelines.textgen import TextgenConfig
+
+    for name in ("tiny", "shakespeare"):
+        cfg = C.load_config(TextgenConfig, app="textgen", preset=name)
+        assert cfg.model.hidden_size > 0
+    assert C.load_config(TextgenConfig, app="textgen", preset="shakespeare").model.num_layers == 2
+
+
+def test_argparse_integration_and_strict_parser(capsys):
+    parser = C.StrictArgumentParser(prog="prog")
+    C.add_config_arguments(parser, Outer, exclude=("out",))
+    args = parser.parse_args(["--inner.size=7", "--inner.on", "yes"])
+    assert C.config_from_args(Outer, args, app="x") == Outer(inner=Inner(size=7, on=True))
+    assert "default: 4" in parser.format_help()
+    for argv in (["--inner.sizes=3"], ["--out=z"]):
+        with pytest.raises(SystemExit) as info:
+            parser.parse_args(argv)
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: unknown option") and len(err.strip().splitlines()) == 1
+    assert isinstance(parser, argparse.ArgumentParser)
