@@ -25,6 +25,7 @@ __all__ = ["build_parser", "main"]
 # One line per application; the order is the order in ``rnnkit --help``.
 _APPLICATIONS: tuple[str, ...] = (
     "gradients",
+    "forecast",
     "textgen",
 )
 
