@@ -26,6 +26,7 @@ __all__ = ["build_parser", "main"]
 _APPLICATIONS: tuple[str, ...] = (
     "gradients",
     "forecast",
+    "lab",
     "textgen",
 )
 

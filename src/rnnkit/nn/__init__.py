@@ -1,6 +1,7 @@
 """torch building blocks: cells, sequence modules, and a registry of them by name."""
 
 from rnnkit.nn.cells import GRUCell, LSTMCell, RNNCell, gru_cell, lstm_cell, rnn_cell
+from rnnkit.nn.mingru import MinGRU, MinLSTM
 from rnnkit.nn.recurrent import GRU, LSTM, RNN, CellParams
 from rnnkit.nn.registry import CELL_NAMES, CELLS, RECURRENT, build_recurrent
 
@@ -11,6 +12,8 @@ __all__ = [
     "GRUCell",
     "LSTM",
     "LSTMCell",
+    "MinGRU",
+    "MinLSTM",
     "RECURRENT",
     "RNN",
     "RNNCell",

@@ -1,0 +1,172 @@
+"""MinGRU's log-space parallel scan vs its sequential twin vs torch.nn.GRU: time and memory.
+
+For each T, forward + backward of one layer (B=8, D=H=256 by default) of
+
+- ``parallel``:   rnnkit.nn.MinGRU, parallel=True (cumsum + logcumsumexp, Heinsen 2023),
+- ``sequential``: the same module with parallel=False (same fused projection for all
+                  steps, then h_t = a_t h_{t-1} + b_t in a Python loop over time),
+- ``step loop``:  the same module's ``step()`` called T times (projection inside the
+                  loop): the paper's "sequential mode", what a naive training loop does,
+- ``nn.GRU``:     torch.nn.GRU with the same D and H (ATen's fused CPU kernel),
+
+timed in one process with all methods interleaved (A B C D A B C D ...), after
+a warm-up, reporting medians and ratios. glibc's allocator is tuned and
+denormal floats are flushed to zero for all alike (see docs/PERFORMANCE.md).
+
+Peak memory: each (method, T) runs once more in a fresh subprocess that
+resets the kernel's peak-RSS counter (``/proc/self/clear_refs`` <- 5), reads
+the resident set size (VmRSS) just before one forward + backward and the
+peak (VmHWM) just after; the difference is the extra resident memory the
+pass needed (activations saved for backward, gradients, temporaries),
+including allocator slack, at page granularity. It is what the OS had to
+provide, not torch's own bookkeeping; Linux only.
+
+Run: ``python benchmarks/scan_speed.py [--lengths 256,1024,4096] [--threads N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+from rnnkit.nn import MinGRU
+
+METHODS = ("parallel", "sequential", "step loop", "nn.GRU")
+
+
+def build(method: str, D: int, H: int) -> torch.nn.Module:
+    torch.manual_seed(0)
+    if method == "nn.GRU":
+        return torch.nn.GRU(D, H, batch_first=True)
+    return MinGRU(D, H, parallel=method == "parallel")
+
+
+def fwd_bwd(model: torch.nn.Module, x: torch.Tensor, step_loop: bool = False) -> None:
+    if step_loop:
+        state, ys = None, []
+        for x_t in x.unbind(1):  # (B, D) per step
+            y, state = model.step(x_t, state)
+            ys.append(y)
+        out = torch.stack(ys, 1)  # (B, T, H)
+    else:
+        out, _ = model(x)
+    out.sum().backward()
+
+
+def time_all(B: int, T: int, D: int, H: int, repeats: int) -> dict[str, float]:
+    """Median seconds of one forward + backward per method, interleaved."""
+    models = {m: build(m, D, H) for m in METHODS}
+    x = torch.randn(B, T, D, requires_grad=True)
+    for m, model in models.items():  # warm-up: first-call allocations, oneDNN setup
+        fwd_bwd(model, x, m == "step loop")
+    times: dict[str, list[float]] = {m: [] for m in METHODS}
+    for r in range(repeats):
+        k = r % len(METHODS)
+        order = METHODS[k:] + METHODS[:k]  # rotate who goes first
+        for m in order:
+            models[m].zero_grad(set_to_none=True)
+            x.grad = None
+            t0 = time.perf_counter()
+            fwd_bwd(models[m], x, m == "step loop")
+            times[m].append(time.perf_counter() - t0)
+    return {m: statistics.median(v) for m, v in times.items()}
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def memory_child(method: str, B: int, T: int, D: int, H: int) -> None:
+    """In a fresh process: extra resident memory of one forward + backward, in bytes."""
+    model = build(method, D, H)
+    x = torch.randn(B, T, D, requires_grad=True)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak RSS (VmHWM) to the current RSS (Linux >= 4.0)
+    before = _status_kib("VmRSS")
+    fwd_bwd(model, x, method == "step loop")
+    print(json.dumps({"extra": (_status_kib("VmHWM") - before) * 1024}))
+
+
+def peak_memory(method: str, B: int, T: int, D: int, H: int, threads: int) -> str:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--memory-child",
+        method,
+        "--batch",
+        str(B),
+        "--lengths",
+        str(T),
+        "--input-size",
+        str(D),
+        "--hidden-size",
+        str(H),
+        "--threads",
+        str(threads),
+    ]
+    res = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    return f"{res['extra'] / 2**20:.0f}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    p.add_argument("--lengths", default="256,1024,4096", help="comma-separated T")
+    p.add_argument("--batch", type=int, default=8, help="B")
+    p.add_argument("--input-size", type=int, default=256, help="D")
+    p.add_argument("--hidden-size", type=int, default=256, help="H")
+    p.add_argument("--repeats", type=int, default=7, help="timed runs per method and T")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    p.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    # Vanishing gradients pass through denormal floats, ~100x slower on x86; flushed for
+    # every method alike (as rnnkit lab does).
+    torch.set_flush_denormal(True)
+    lengths = [int(t) for t in args.lengths.split(",")]
+    B, D, H = args.batch, args.input_size, args.hidden_size
+    if args.memory_child:
+        memory_child(args.memory_child, B, lengths[0], D, H)
+        return
+
+    from rnnkit.training import tune_allocator
+
+    tune_allocator()
+    with open("/proc/cpuinfo") as f:
+        cpu = next(
+            (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")),
+            platform.processor(),
+        )
+    print(
+        f"# {cpu}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; B={B} D={D} H={H}, forward+backward, "
+        f"median of {args.repeats} interleaved runs\n"
+    )
+    print(
+        "| T | parallel ms | sequential ms | step loop ms | nn.GRU ms | sequential / parallel "
+        "| step loop / parallel | nn.GRU / parallel "
+        "| peak extra MB: parallel / sequential / step loop / nn.GRU |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for T in lengths:
+        reps = args.repeats if T <= 1024 else max(3, args.repeats // 2)
+        t = time_all(B, T, D, H, reps)
+        mem = [peak_memory(m, B, T, D, H, torch.get_num_threads()) for m in METHODS]
+        ms = " | ".join(f"{t[m] * 1e3:.1f}" for m in METHODS)
+        ratios = " | ".join(f"{t[m] / t['parallel']:.2f}x" for m in METHODS[1:])
+        print(f"| {T} | {ms} | {ratios} | {' / '.join(mem)} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
