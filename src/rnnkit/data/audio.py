@@ -1,0 +1,269 @@
+"""Audio in, log-mel features out: reading, resampling, mel filterbank, SpecAugment.
+
+Pipeline for one utterance (x: samples at ``sample_rate``)::
+
+    frames   x[i*hop : i*hop + win] * hann(win)       i = 0 .. (N - win) // hop
+    power    |rfft(frame, n_fft=win)|^2               (F_bins = win // 2 + 1)
+    mel      power @ M^T                              M: (n_mels, F_bins), below
+    logmel   log(mel + 1e-6)                          (T, n_mels)
+
+Frames are not centred (no padding at the start): frame ``i`` depends only on
+samples up to ``i*hop + win``, so the same features can be computed from a
+stream of audio chunks (:class:`LogMel.stream_frames`) and equal the offline ones.
+
+Mel scale (HTK, O'Shaughnessy 1987): ``mel(f) = 2595 log10(1 + f / 700)``.
+Filter ``m`` (0-based) is a triangle over frequency with corners at the
+mel-spaced points ``f[m], f[m+1], f[m+2]`` (n_mels + 2 points from ``fmin`` to
+``fmax``), peak 1 at ``f[m+1]``; with ``norm="slaney"`` it is scaled by
+``2 / (f[m+2] - f[m])`` (equal area).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from rnnkit.errors import UserError
+
+__all__ = [
+    "FeatureConfig",
+    "LogMel",
+    "frames_in",
+    "hz_to_mel",
+    "load_audio",
+    "mel_filterbank",
+    "mel_to_hz",
+    "resample",
+    "spec_augment",
+]
+
+_LOG_FLOOR = 1e-6
+
+
+def load_audio(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
+    """Read a WAV/FLAC/OGG file as mono float32 in [-1, 1] at ``sample_rate``.
+
+    Channels are averaged (mono downmix); other rates are resampled with a
+    polyphase filter (:func:`resample`).
+
+    Raises:
+        UserError: the file is missing, unreadable, corrupt or holds no samples.
+    """
+    import soundfile as sf
+
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"audio file {p} not found; check the path (or the manifest)")
+    try:
+        data, sr = sf.read(str(p), dtype="float32", always_2d=True)  # (N, C)
+    except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(
+            f"cannot read audio file {p} ({first}); it is corrupt or not WAV/FLAC/OGG - "
+            "re-export it or remove it from the data"
+        ) from exc
+    if data.shape[0] == 0:
+        raise UserError(f"audio file {p} holds no samples; remove it from the data")
+    mono = data.mean(axis=1)  # (N,): average the channels
+    if not np.isfinite(mono).all():
+        raise UserError(f"audio file {p} holds NaN or infinite samples; re-export it")
+    return resample(mono, int(sr), sample_rate)
+
+
+def resample(x: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
+    """Resample ``x`` (N,) from ``orig_rate`` to ``target_rate`` (polyphase, Kaiser window)."""
+    if orig_rate <= 0 or target_rate <= 0:
+        raise UserError(f"sample rates must be > 0, got {orig_rate} and {target_rate}")
+    if orig_rate == target_rate:
+        return np.asarray(x, dtype=np.float32)
+    from scipy.signal import resample_poly
+
+    ratio = Fraction(target_rate, orig_rate)
+    return resample_poly(x, ratio.numerator, ratio.denominator).astype(np.float32)
+
+
+def hz_to_mel(f: np.ndarray | float) -> np.ndarray:
+    """HTK mel scale: ``2595 log10(1 + f / 700)``."""
+    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(m: np.ndarray | float) -> np.ndarray:
+    """Inverse of :func:`hz_to_mel`: ``700 (10^(m / 2595) - 1)``."""
+    return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def mel_filterbank(
+    sample_rate: int,
+    n_fft: int,
+    n_mels: int,
+    fmin: float = 0.0,
+    fmax: float | None = None,
+    norm: str | None = None,
+) -> np.ndarray:
+    """Triangular mel filters, (n_mels, n_fft // 2 + 1), float64; see the module docstring.
+
+    Bin ``k`` sits at frequency ``k * sample_rate / n_fft``. Weights are the
+    triangle evaluated at each bin's frequency (as librosa.filters.mel with
+    ``htk=True``).
+    """
+    fmax = sample_rate / 2 if fmax is None or fmax <= 0 else fmax
+    if n_mels <= 0:
+        raise UserError(f"n_mels must be > 0, got {n_mels}")
+    if not 0 <= fmin < fmax <= sample_rate / 2:
+        raise UserError(
+            f"need 0 <= fmin < fmax <= sample_rate / 2, got fmin={fmin}, fmax={fmax}, "
+            f"sample_rate={sample_rate}"
+        )
+    if norm not in (None, "slaney"):
+        raise UserError(f"mel norm must be None or 'slaney', got {norm!r}")
+    bins = np.arange(n_fft // 2 + 1) * sample_rate / n_fft  # (F,) Hz
+    edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))  # (M+2,)
+    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]  # (M, 1) each
+    rising = (bins[None, :] - lo) / (mid - lo)  # (M, F)
+    falling = (hi - bins[None, :]) / (hi - mid)
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    if norm == "slaney":
+        weights *= 2.0 / (hi - lo)
+    return weights
+
+
+@dataclass(kw_only=True)
+class FeatureConfig:
+    sample_rate: int = 8000  # audio is resampled to this rate
+    win_ms: float = 25.0  # analysis window (and FFT size)
+    hop_ms: float = 10.0  # frame shift
+    n_mels: int = 40
+    fmin: float = 0.0
+    fmax: float = 0.0  # 0 = sample_rate / 2
+    norm: str = "global"  # global (train mean/std) | utterance | none
+    time_masks: int = 2  # SpecAugment (training only): number of time masks
+    time_mask_width: int = 8  # max frames per time mask
+    freq_masks: int = 2  # number of frequency masks
+    freq_mask_width: int = 6  # max mel channels per frequency mask
+
+    def validate(self) -> None:
+        if self.sample_rate <= 0:
+            raise UserError(f"features.sample_rate must be > 0, got {self.sample_rate}")
+        if self.win_ms <= 0 or self.hop_ms <= 0:
+            raise UserError(
+                f"features.win_ms and features.hop_ms must be > 0, got {self.win_ms}, {self.hop_ms}"
+            )
+        if self.norm not in ("global", "utterance", "none"):
+            raise UserError(f"features.norm must be global, utterance or none, got {self.norm!r}")
+        for name in ("time_masks", "time_mask_width", "freq_masks", "freq_mask_width"):
+            if getattr(self, name) < 0:
+                raise UserError(f"features.{name} must be >= 0, got {getattr(self, name)}")
+        mel_filterbank(self.sample_rate, self.win_length, self.n_mels, self.fmin, self.fmax)
+
+    @property
+    def win_length(self) -> int:
+        return int(round(self.sample_rate * self.win_ms / 1000))
+
+    @property
+    def hop_length(self) -> int:
+        return int(round(self.sample_rate * self.hop_ms / 1000))
+
+
+class LogMel:
+    """Log-mel features with optional normalisation, fitted like a scikit-learn scaler.
+
+    ``norm="global"`` subtracts the per-channel mean and divides by the std of
+    the training features (``fit``; learned ``mean_``, ``std_``);
+    ``"utterance"`` does the same with each utterance's own statistics
+    (not streamable); ``"none"`` leaves the log-mels as they are.
+    """
+
+    def __init__(self, config: FeatureConfig) -> None:
+        config.validate()
+        self.config = config
+        c = config
+        self.window = torch.hann_window(c.win_length, periodic=True)  # (W,)
+        fb = mel_filterbank(c.sample_rate, c.win_length, c.n_mels, c.fmin, c.fmax)
+        self.fbank = torch.from_numpy(fb).float()  # (M, F)
+        self.mean_: Tensor | None = None
+        self.std_: Tensor | None = None
+
+    def logmel(self, audio: np.ndarray | Tensor) -> Tensor:
+        """Un-normalised log-mels (T, n_mels) of mono audio (N,); T = (N - win) // hop + 1."""
+        x = torch.as_tensor(audio, dtype=torch.float32).flatten()
+        W, H = self.config.win_length, self.config.hop_length
+        if x.numel() < W:
+            return torch.zeros(0, self.config.n_mels)
+        frames = x.unfold(0, W, H) * self.window  # (T, W)
+        power = torch.fft.rfft(frames, n=W).abs().pow(2)  # (T, F)
+        return torch.log(power @ self.fbank.T + _LOG_FLOOR)  # (T, M)
+
+    def fit(self, feats: list[Tensor]) -> LogMel:
+        """Learn the global mean/std from un-normalised log-mels of the training set."""
+        if self.config.norm == "global":
+            if not feats:
+                raise UserError("cannot fit feature normalisation on an empty training set")
+            allf = torch.cat(feats, 0)  # (sum T, M)
+            self.mean_ = allf.mean(0)
+            self.std_ = allf.std(0).clamp_min(1e-5)
+        return self
+
+    def normalize(self, feats: Tensor) -> Tensor:
+        norm = self.config.norm
+        if norm == "global":
+            if self.mean_ is None or self.std_ is None:
+                raise RuntimeError("LogMel.fit must be called before normalize (norm=global)")
+            return (feats - self.mean_) / self.std_
+        if norm == "utterance" and feats.size(0) > 0:
+            return (feats - feats.mean(0)) / feats.std(0, unbiased=False).clamp_min(1e-5)
+        return feats
+
+    def __call__(self, audio: np.ndarray | Tensor) -> Tensor:
+        """Normalised features (T, n_mels)."""
+        return self.normalize(self.logmel(audio))
+
+    def to_dict(self) -> dict[str, list[float] | None]:
+        return {
+            "mean": None if self.mean_ is None else self.mean_.tolist(),
+            "std": None if self.std_ is None else self.std_.tolist(),
+        }
+
+    def load_dict(self, d: dict[str, list[float] | None]) -> LogMel:
+        self.mean_ = None if d.get("mean") is None else torch.tensor(d["mean"])
+        self.std_ = None if d.get("std") is None else torch.tensor(d["std"])
+        return self
+
+
+def spec_augment(
+    feats: Tensor, lengths: Tensor, config: FeatureConfig, generator: torch.Generator | None = None
+) -> Tensor:
+    """SpecAugment time and frequency masking (Park et al. 2019, sec. 2), no time warping.
+
+    ``feats`` (B, T, M); each utterance gets ``time_masks`` masks of width
+    uniform in [0, time_mask_width] inside its own length, and ``freq_masks``
+    masks of width in [0, freq_mask_width]. Masked values are set to 0 (the
+    mean of normalised features). Returns a new tensor.
+    """
+    out = feats.clone()
+    B, _, M = feats.shape
+    for b in range(B):
+        n = int(lengths[b])
+        for _ in range(config.time_masks):
+            w = int(torch.randint(0, config.time_mask_width + 1, (1,), generator=generator))
+            w = min(w, n // 5)  # never hide more than a fifth of a short utterance per mask
+            if w > 0:
+                t0 = int(torch.randint(0, n - w + 1, (1,), generator=generator))
+                out[b, t0 : t0 + w] = 0.0
+        for _ in range(config.freq_masks):
+            w = int(torch.randint(0, min(config.freq_mask_width, M) + 1, (1,), generator=generator))
+            if w > 0:
+                f0 = int(torch.randint(0, M - w + 1, (1,), generator=generator))
+                out[b, :n, f0 : f0 + w] = 0.0
+    return out
+
+
+def frames_in(num_samples: int, config: FeatureConfig) -> int:
+    """Number of feature frames of ``num_samples`` samples (0 if shorter than a window)."""
+    W, H = config.win_length, config.hop_length
+    return 0 if num_samples < W else (num_samples - W) // H + 1
