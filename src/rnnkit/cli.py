@@ -28,6 +28,7 @@ _APPLICATIONS: tuple[str, ...] = (
     "forecast",
     "lab",
     "textgen",
+    "sentiment",
     "speech",
 )
 

@@ -1,0 +1,233 @@
+"""Labelled-text readers, built-in datasets, tokenizers, labels and length-bucketed batches."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+
+from rnnkit.data.download import cache_dir
+from rnnkit.data.textcls import (
+    BucketBatches,
+    LabelEncoder,
+    collate,
+    iter_imdb_tar,
+    read_examples,
+    read_texts,
+)
+from rnnkit.data.tokenizers import (
+    PAD_ID,
+    UNK_ID,
+    SubwordTokenizer,
+    WordTokenizer,
+    build_tokenizer,
+    tokenizer_from_dict,
+)
+from rnnkit.errors import UserError
+
+# --------------------------------------------------------------------------- built-in data
+
+
+def test_sst2_downloads_through_fetch_and_matches_its_readme(data_mirror):
+    train = list(read_examples("sst2"))
+    dev = list(read_examples("sst2:dev"))
+    assert len(train) == 6920 and len(dev) == 872  # README: 6,920 / 872
+    assert Counter(e.label for e in train) == {1: 3610, 0: 3310}
+    assert Counter(e.label for e in dev) == {1: 444, 0: 428}
+    assert all(e.text.strip() for e in train + dev)
+    cached = cache_dir() / "sst2" / "train.tsv"
+    digest = hashlib.sha256(cached.read_bytes()).hexdigest()
+    assert digest == "5b56af66a194e685c0fbde5f58c4355ab00f5485a29bfcae1085b4b9f8b1a6c3"
+
+
+def _tiny_imdb(path: Path) -> dict[str, str]:
+    reviews = {
+        "train/pos/0_9.txt": "A wonderful film.<br /><br />Loved it.",
+        "train/neg/1_2.txt": "Dreadful. Not one good scene.",
+        "train/unsup/2_0.txt": "unlabelled, must be skipped",
+        "test/pos/3_8.txt": "Great fun.",
+        "test/neg/4_1.txt": "Boring and long.",
+        "README": "not a review",
+    }
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in reviews.items():
+            data = text.encode("utf-8")
+            info = tarfile.TarInfo(f"aclImdb/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return reviews
+
+
+def test_imdb_reader_streams_a_tarball_by_split(tmp_path: Path):
+    tar = tmp_path / "aclImdb_v1.tar.gz"
+    _tiny_imdb(tar)
+    train = list(iter_imdb_tar(tar, "train"))
+    assert [(e.text, e.label) for e in train] == [
+        ("A wonderful film.  Loved it.", "pos"),  # <br /> tags become spaces
+        ("Dreadful. Not one good scene.", "neg"),
+    ]
+    assert {e.label for e in iter_imdb_tar(tar, "test")} == {"pos", "neg"}
+    with pytest.raises(UserError, match="splits train and test"):
+        list(iter_imdb_tar(tar, "unsup"))
+    bad = tmp_path / "broken.tar.gz"
+    bad.write_bytes(tar.read_bytes()[:60])
+    with pytest.raises(UserError, match="not a readable IMDB archive.*downloaded again"):
+        list(iter_imdb_tar(bad))
+
+
+def test_imdb_builtin_reads_the_cached_archive(tmp_path: Path):
+    # The 84 MB archive is never downloaded here: a tiny one is put where fetch caches it.
+    target = cache_dir() / "imdb" / "aclImdb_v1.tar.gz"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _tiny_imdb(target)
+    try:
+        assert [e.label for e in read_examples("imdb:test")] == ["pos", "neg"]
+    finally:
+        target.unlink()
+
+
+# --------------------------------------------------------------------------- files
+
+
+def test_csv_tsv_jsonl_with_configurable_columns(tmp_path: Path):
+    (tmp_path / "a.csv").write_text('review,y\n"good, really",1\nbad,0\n', encoding="utf-8")
+    (tmp_path / "a.tsv").write_text("y\treview\npos\tgood\nneg\tbad\n", encoding="utf-8")
+    (tmp_path / "a.jsonl").write_text(
+        json.dumps({"review": "good", "y": 1}) + "\n\n" + json.dumps({"review": "bad", "y": 0}),
+        encoding="utf-8",
+    )
+    kw = {"text_column": "review", "label_column": "y"}
+    csv_ex = list(read_examples(tmp_path / "a.csv", **kw))
+    assert [(e.text, e.label, e.line) for e in csv_ex] == [("good, really", 1, 2), ("bad", 0, 3)]
+    assert [e.label for e in read_examples(tmp_path / "a.tsv", **kw)] == ["pos", "neg"]
+    assert [e.label for e in read_examples(tmp_path / "a.jsonl", **kw)] == [1, 0]
+    assert read_texts(tmp_path / "a.csv", text_column="review") == ["good, really", "bad"]
+    (tmp_path / "t.txt").write_text("first text\n\nsecond\n", encoding="utf-8")
+    assert read_texts(tmp_path / "t.txt") == ["first text", "second"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("a.csv", "sentence,label\nhi,1\n", r"no text column 'text' \(columns: 'sentence', "),
+        ("a.csv", "text,target\nhi,1\n", "no label column 'label'.*--data.label_column"),
+        ("a.tsv", "text\tlabel\ngood\t1\n  \t0\n", r"a.tsv, line 3: the text is empty"),
+        ("a.csv", "text,label\ngood,\n", r"line 2: the label is empty"),
+        ("a.jsonl", '{"text": "x", "label": 1}\n{"text": ', r"line 2: not valid JSON"),
+        ("a.jsonl", '{"text": "x", "label": 1.5}\n', "must be a string or an integer"),
+        ("a.xlsx", "text,label\n", "cannot tell the format"),
+        ("a.csv", "", "is empty"),
+    ],
+)
+def test_bad_files_give_one_line_errors(tmp_path: Path, name: str, content: str, message: str):
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(UserError, match=message) as exc:
+        list(read_examples(path))
+    assert "\n" not in str(exc.value)
+
+
+def test_non_utf8_file_and_missing_file(tmp_path: Path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("text,label\ncaf\xe9 cr\xe8me,1\n".encode("latin-1"))
+    with pytest.raises(UserError, match=r"not UTF-8 text .*convert it to UTF-8"):
+        list(read_examples(path))
+    with pytest.raises(UserError, match="not found.*built-in datasets: sst2, imdb"):
+        list(read_examples(tmp_path / "nope.csv"))
+
+
+# --------------------------------------------------------------------------- tokenizers
+
+
+def test_word_tokenizer_vocabulary_and_round_trip():
+    texts = ["The film is great, isn't it?", "the FILM is dull.", "great great fun"]
+    tok = WordTokenizer(lowercase=True, min_freq=2).fit(texts)
+    # the, film, is (2x), great (3x): most frequent first, ties alphabetical.
+    assert tok.itos_ == ["<pad>", "<unk>", "great", "film", "is", "the"]
+    assert tok.tokenize("Isn't it GREAT?!") == ["isn't", "it", "great", "?", "!"]
+    ids = tok.encode("The great unknown film")
+    assert ids == [5, 2, UNK_ID, 3]
+    # Round trip: in-vocabulary words come back; the rest become <unk>.
+    assert tok.decode(tok.encode("the film is great")) == "the film is great"
+    assert tok.decode(ids) == "the great <unk> film"
+    again = tokenizer_from_dict(json.loads(json.dumps(tok.to_dict())))
+    assert again.itos_ == tok.itos_ and again.encode("the great unknown film") == ids
+    assert WordTokenizer(max_size=1).fit(texts).itos_ == ["<pad>", "<unk>", "great"]
+    cased = WordTokenizer(lowercase=False).fit(texts)
+    assert "FILM" in cased.stoi_ and "The" in cased.stoi_
+    text = "Great film, isn't it"
+    ids, spans = tok.encode_with_spans(text)
+    assert [text[a:b].lower() for a, b in spans] == tok.tokenize(text)
+    with pytest.raises(UserError, match="min_freq=9"):
+        WordTokenizer(min_freq=9).fit(texts)
+
+
+def test_subword_tokenizer_round_trip_and_save():
+    texts = ["a gripping, funny film", "a dull and boring film", "funny and warm"] * 20
+    tok = build_tokenizer("subword", subword_vocab_size=300)
+    assert isinstance(tok, SubwordTokenizer)
+    tok.fit(texts)
+    text = "A Funny, unseen zebra-film!"
+    ids = tok.encode(text)
+    assert PAD_ID not in ids and UNK_ID not in ids  # byte level: no unknown pieces
+    assert tok.decode(ids) == text.lower()  # exact round trip of the normalised text
+    _, spans = tok.encode_with_spans(text)
+    assert "".join(text[a:b] for a, b in spans) == text.replace(" ", "")
+    again = tokenizer_from_dict(json.loads(json.dumps(tok.to_dict())))
+    assert again.encode(text) == ids and len(again) == len(tok)
+    with pytest.raises(UserError, match="subword_vocab_size must be >= 260"):
+        build_tokenizer("subword", subword_vocab_size=100).fit(texts)
+    with pytest.raises(UserError, match="word or subword"):
+        build_tokenizer("char")
+
+
+# --------------------------------------------------------------------------- labels, batches
+
+
+def test_label_encoder_orders_and_rejects_unseen_labels():
+    enc = LabelEncoder().fit([10, 2, 2, -1])
+    assert enc.classes_ == [-1, 2, 10]  # numeric, not string, order
+    assert enc.transform([2, 10, -1]) == [1, 2, 0]
+    with pytest.raises(UserError, match=r"label 'neutral' in dev.tsv was not seen.*-1, 2, 10"):
+        enc.transform(["neutral"], where="dev.tsv")
+    with pytest.raises(UserError, match="all integers or all strings"):
+        LabelEncoder().fit([1, "pos"])
+    with pytest.raises(UserError, match="single class"):
+        LabelEncoder().fit(["pos", "pos"])
+    assert LabelEncoder.from_dict(enc.to_dict()).classes_ == enc.classes_
+
+
+def test_collate_pads_and_rejects_empty_sequences():
+    b = collate([[5, 6, 7], [8]], [1, 0])
+    assert b.ids.tolist() == [[5, 6, 7], [8, PAD_ID, PAD_ID]]
+    assert b.lengths.tolist() == [3, 1] and b.labels.tolist() == [1, 0]
+    with pytest.raises(UserError, match="no tokens"):
+        collate([[1], []])
+
+
+def test_bucket_batches_cover_each_example_once_and_reduce_padding():
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(1, 60, (500,), generator=g).tolist()
+    ids = [[2] * n for n in lengths]
+    labels = list(range(500))
+    bb = BucketBatches(ids, labels, 16, seed=3, pool_batches=10)
+    seen = sorted(i for b in bb for i in b.labels.tolist())
+    assert seen == labels  # every example once per epoch
+    first = [b.labels.tolist() for b in bb]
+    assert first == [b.labels.tolist() for b in bb]  # deterministic per epoch
+    assert [b.labels.tolist() for b in bb.iter_from(5)] == first[5:]  # resume position
+    bb.set_epoch(1)
+    assert [b.labels.tolist() for b in bb] != first
+    padded = sum(b.ids.numel() for b in bb)
+    shuffled = BucketBatches(ids, labels, 16, seed=3, pool_batches=1)  # pools of one batch
+    assert padded < 0.8 * sum(b.ids.numel() for b in shuffled)
+    ev = BucketBatches(ids, None, 16, shuffle=False)
+    assert all(int(b.lengths.max()) - int(b.lengths.min()) <= 3 for b in ev)
+    order = torch.cat(ev.batch_indices())
+    assert sorted(order.tolist()) == list(range(500))
