@@ -107,3 +107,16 @@ def test_argparse_integration_and_strict_parser(capsys):
         err = capsys.readouterr().err
         assert err.startswith("error: unknown option") and len(err.strip().splitlines()) == 1
     assert isinstance(parser, argparse.ArgumentParser)
+
+
+def test_preset_section_keeps_the_pipelines_own_defaults():
+    """A [inner] table changes only the keys it names; the rest keep the default_factory's
+    values (the pipeline's defaults), not the bare defaults of the section's class."""
+
+    @dataclass(kw_only=True)
+    class Pipeline:
+        inner: Inner = field(default_factory=lambda: Inner(size=32, name="gru"))
+
+    cfg = C.from_dict(Pipeline, {"inner": {"rate": 0.1}})
+    assert (cfg.inner.size, cfg.inner.name, cfg.inner.rate) == (32, "gru", 0.1)
+    assert C.from_dict(Pipeline, {}).inner.size == 32

@@ -146,8 +146,23 @@ def _parse_string(key: str, tp: Any, text: str) -> Any:
     raise UserError(f"--{key} must be {_type_name(tp)}, got {text!r}")
 
 
-def from_dict(cls: type[T], data: Mapping[str, Any], *, prefix: str = "") -> T:
-    """Build ``cls`` from a nested dict, rejecting unknown keys and wrong types."""
+def _field_default(f: dataclasses.Field) -> Any:
+    """A field's default value (calling its factory), or None when it has none."""
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None if f.default is dataclasses.MISSING else f.default
+
+
+def from_dict(
+    cls: type[T], data: Mapping[str, Any], *, prefix: str = "", base: T | None = None
+) -> T:
+    """Build ``cls`` from a nested dict, rejecting unknown keys and wrong types.
+
+    Keys missing from ``data`` keep the value in ``base`` when given, so a
+    preset's ``[train]`` table changes only the keys it names and keeps the
+    pipeline's own defaults (its field's ``default_factory``) for the rest,
+    not the bare defaults of the section's class.
+    """
     if not isinstance(data, Mapping):
         raise UserError(f"config section {prefix.rstrip('.') or '<root>'} must be a table")
     hints = _hints(cls)
@@ -161,10 +176,13 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, prefix: str = "") -> T:
             )
         tp = hints[name]
         if _is_config(tp):
-            kwargs[name] = from_dict(tp, value, prefix=key + ".")
+            section_base = getattr(base, name) if base is not None else None
+            if section_base is None:
+                section_base = _field_default(fields[name])
+            kwargs[name] = from_dict(tp, value, prefix=key + ".", base=section_base)
         else:
             kwargs[name] = _check_value(key, tp, value)
-    return cls(**kwargs)
+    return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
