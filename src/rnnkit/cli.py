@@ -29,6 +29,7 @@ _APPLICATIONS: tuple[str, ...] = (
     "lab",
     "textgen",
     "sentiment",
+    "translate",
     "speech",
 )
 

@@ -1,0 +1,243 @@
+"""Parallel text for translation: reading, checking, the built-in Multi30k, and batches.
+
+A data source is one of
+
+- ``"multi30k"`` (English-German Multi30k task 1, train 29,000 / validation
+  1,014 pairs; downloaded from the dataset's GitHub repository with sha256
+  check and cache, :mod:`rnnkit.data.download`); ``"multi30k:val"`` names the
+  validation split;
+- ``"SRC_FILE,TGT_FILE"``: two aligned plain-text files, one sentence per line
+  (line i of one translates line i of the other);
+- ``"FILE.tsv"``: one pair per line, source TAB target.
+
+Files may be gzip-compressed (detected by their magic bytes). Handling of
+bad input:
+
+- files with different line counts, or a TSV line without exactly two
+  columns: :class:`~rnnkit.errors.UserError` naming the files / line;
+- pairs with an empty side: dropped, and the count is reported by
+  :func:`clean_pairs`; over-long pairs (more than ``max_tokens`` subword
+  tokens on either side) are dropped from training the same way.
+"""
+
+from __future__ import annotations
+
+import gzip
+import random
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from rnnkit.data.download import RemoteFile, fetch
+from rnnkit.errors import UserError
+
+__all__ = [
+    "MULTI30K",
+    "Pair",
+    "PairBatches",
+    "Seq2SeqBatch",
+    "clean_pairs",
+    "load_pairs",
+    "make_batch",
+    "read_lines",
+]
+
+_BASE = "https://raw.githubusercontent.com/multi30k/dataset/a3d2e0d26b56f3846f66a952536ffed4e401d05a/data/task1/raw/"
+_SHA = {
+    "train.en.gz": "d79cfa999dd4c51d2cb42499b6796d5a882c3a8a961923c25a898c90f8bbd56f",
+    "train.de.gz": "726e39b2fa9eb9ffb6dc763fb35a179f80fae06ffc5d28b6ace5faa883de28a6",
+    "val.en.gz": "14f7d25ddd868909a9213e361768460edcacdd6ab9d1e77b92560dc10c10dc28",
+    "val.de.gz": "f0cba2f995189cf5770f29a8a9a537a3ad3f51657ad873405082ff6863a5e75a",
+}
+# split -> language -> remote file
+MULTI30K: dict[str, dict[str, RemoteFile]] = {
+    split: {
+        lang: RemoteFile(
+            _BASE + f"{split}.{lang}.gz", _SHA[f"{split}.{lang}.gz"], f"multi30k/{split}.{lang}.gz"
+        )
+        for lang in ("en", "de")
+    }
+    for split in ("train", "val")
+}
+
+
+class Pair(NamedTuple):
+    src: str
+    tgt: str
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """The lines of a UTF-8 text file (gzip detected by magic bytes), without newlines."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"file {p} not found; pass an existing text file (gzip is fine)")
+    with open(p, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    try:
+        opener = gzip.open if gz else open
+        with opener(p, "rt", encoding="utf-8", newline="") as f:  # type: ignore[operator]
+            text = f.read()
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{p} is not UTF-8 text ({exc.reason}); convert it to UTF-8") from exc
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the final newline ends the last line; it does not start another
+    return [line.rstrip("\r") for line in lines]
+
+
+def _multi30k(split: str, src: str, tgt: str) -> list[Pair]:
+    for lang in (src, tgt):
+        if lang not in ("en", "de"):
+            raise UserError(f"multi30k has languages en and de, got {lang!r}; use --src/--tgt")
+    if src == tgt:
+        raise UserError(f"source and target language are both {src!r}; pick en and de")
+    a = read_lines(fetch(MULTI30K[split][src]))
+    b = read_lines(fetch(MULTI30K[split][tgt]))
+    return [Pair(x, y) for x, y in zip(a, b, strict=True)]
+
+
+def load_pairs(
+    source: str, *, src_lang: str = "en", tgt_lang: str = "de", split: str = "train"
+) -> list[Pair]:
+    """Pairs from a data source (see the module docstring); no filtering yet.
+
+    ``split`` (``"train"`` or ``"val"``) applies to ``multi30k``; ``multi30k:val``
+    overrides it.
+    """
+    name, _, sub = source.partition(":")
+    if name == "multi30k":
+        split = sub or split
+        if split not in ("train", "val"):
+            raise UserError(f"multi30k splits are train and val, got {split!r}")
+        return _multi30k(split, src_lang, tgt_lang)
+    if "," in source:
+        parts = [s.strip() for s in source.split(",")]
+        if len(parts) != 2 or not all(parts):
+            raise UserError(
+                f"--data {source!r}: give two files as SRC_FILE,TGT_FILE (one sentence a line)"
+            )
+        a, b = read_lines(parts[0]), read_lines(parts[1])
+        if len(a) != len(b):
+            raise UserError(
+                f"the files are misaligned: {parts[0]} has {len(a)} lines but {parts[1]} has "
+                f"{len(b)}; line i of one must translate line i of the other"
+            )
+        return [Pair(x, y) for x, y in zip(a, b, strict=True)]
+    path = Path(source)
+    if not path.exists():
+        raise UserError(
+            f"--data {source!r} is neither multi30k, a SRC_FILE,TGT_FILE pair nor an existing "
+            "TSV file"
+        )
+    pairs = []
+    for i, line in enumerate(read_lines(path), start=1):
+        cols = line.split("\t")
+        if len(cols) != 2:
+            raise UserError(
+                f"{path} line {i} has {len(cols)} tab-separated columns; a TSV needs exactly "
+                "two (source TAB target)"
+            )
+        pairs.append(Pair(cols[0], cols[1]))
+    return pairs
+
+
+def clean_pairs(pairs: Sequence[Pair]) -> tuple[list[Pair], int]:
+    """Strip whitespace and drop pairs with an empty side; return (kept, dropped count)."""
+    kept = [Pair(p.src.strip(), p.tgt.strip()) for p in pairs]
+    kept = [p for p in kept if p.src and p.tgt]
+    return kept, len(pairs) - len(kept)
+
+
+class Seq2SeqBatch(NamedTuple):
+    src: Tensor  # (B, S) ids, padded with 0
+    src_len: Tensor  # (B,) source lengths (>= 1)
+    tgt_in: Tensor  # (B, T) BOS y_1 .. y_n, padded with 0
+    tgt_out: Tensor  # (B, T) y_1 .. y_n EOS, padded with 0
+    index: Tensor  # (B,) position of each row in the encoded list
+
+
+def _pad(seqs: Sequence[Sequence[int]]) -> Tensor:
+    out = torch.zeros(len(seqs), max(len(s) for s in seqs), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        out[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
+    return out
+
+
+def make_batch(
+    src: Sequence[Sequence[int]],
+    tgt: Sequence[Sequence[int]] | None,
+    index: Sequence[int],
+    bos: int,
+    eos: int,
+) -> Seq2SeqBatch:
+    """Pad one batch; without ``tgt`` the target tensors are empty (B, 0)."""
+    s = _pad(src)
+    lens = torch.as_tensor([len(x) for x in src], dtype=torch.long)
+    if tgt is None:
+        empty = torch.zeros(len(src), 0, dtype=torch.long)
+        return Seq2SeqBatch(s, lens, empty, empty, torch.as_tensor(index))
+    tin = _pad([[bos, *y] for y in tgt])
+    tout = _pad([[*y, eos] for y in tgt])
+    return Seq2SeqBatch(s, lens, tin, tout, torch.as_tensor(index))
+
+
+class PairBatches:
+    """Batches of similar-length pairs, reshuffled each epoch (deterministic per seed+epoch).
+
+    Pairs are sorted by length inside pools of ``50 * batch_size`` (less padding)
+    and the batches shuffled; with ``shuffle=False`` the order is by length, for
+    evaluation. Each batch holds at most ``batch_size`` pairs.
+    """
+
+    def __init__(
+        self,
+        src: Sequence[Sequence[int]],
+        tgt: Sequence[Sequence[int]] | None,
+        batch_size: int,
+        *,
+        bos: int,
+        eos: int,
+        shuffle: bool = True,
+        seed: int = 0,
+    ) -> None:
+        if batch_size < 1:
+            raise UserError(f"data.batch_size must be >= 1, got {batch_size}")
+        if not src:
+            raise UserError("no sentence pairs to batch; check the data")
+        self.src, self.tgt = list(src), (list(tgt) if tgt is not None else None)
+        self.batch_size, self.bos, self.eos = batch_size, bos, eos
+        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return -(-len(self.src) // self.batch_size)
+
+    def _order(self) -> list[list[int]]:
+        n, bs = len(self.src), self.batch_size
+
+        def key(i: int) -> tuple[int, int]:
+            return (len(self.src[i]), len(self.tgt[i]) if self.tgt is not None else 0)
+
+        if not self.shuffle:
+            idx = sorted(range(n), key=key)
+            return [idx[i : i + bs] for i in range(0, n, bs)]
+        rng = random.Random(self.seed * 1_000_003 + self.epoch)
+        idx = list(range(n))
+        rng.shuffle(idx)
+        pool = 50 * bs
+        batches = []
+        for p in range(0, n, pool):
+            chunk = sorted(idx[p : p + pool], key=key)
+            batches += [chunk[i : i + bs] for i in range(0, len(chunk), bs)]
+        rng.shuffle(batches)
+        return batches
+
+    def __iter__(self) -> Iterator[Seq2SeqBatch]:
+        for rows in self._order():
+            tgt = [self.tgt[i] for i in rows] if self.tgt is not None else None
+            yield make_batch([self.src[i] for i in rows], tgt, rows, self.bos, self.eos)

@@ -1,0 +1,246 @@
+"""Translation pipeline end to end on a tiny synthetic parallel corpus, data errors, multi30k."""
+
+from __future__ import annotations
+
+import gzip
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from rnnkit.cli import main
+from rnnkit.data.parallel import load_pairs
+from rnnkit.errors import UserError
+from rnnkit.pipelines.translate import Translator, load_config, score
+
+EN = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+DE = ["null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun"]
+
+
+def _corpus(n: int, seed: int) -> list[tuple[str, str]]:
+    """Numbers spelled out, word by word: 'two five .' -> 'zwei fünf .'"""
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(n):
+        ks = [rng.randrange(10) for _ in range(rng.randint(1, 4))]
+        pairs.append((" ".join(EN[k] for k in ks) + " .", " ".join(DE[k] for k in ks) + " ."))
+    return pairs
+
+
+def _write_pair(tmp: Path, name: str, pairs, gz: bool = False) -> str:
+    src, tgt = tmp / f"{name}.en", tmp / f"{name}.de"
+    for path, side in ((src, 0), (tgt, 1)):
+        text = "".join(p[side] + "\n" for p in pairs)
+        if gz:
+            path.write_bytes(gzip.compress(text.encode("utf-8")))
+        else:
+            path.write_text(text, encoding="utf-8")
+    return f"{src},{tgt}"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    # The machine is shared: one intra-op thread is several times faster than many here.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One CLI training run shared by the tests below (gzip training files)."""
+    tmp = tmp_path_factory.mktemp("translate")
+    data = _write_pair(tmp, "train", _corpus(600, 0), gz=True)
+    dev = _write_pair(tmp, "dev", _corpus(40, 1))
+    run = tmp / "run"
+    rc = main(
+        [
+            "translate",
+            "train",
+            "--preset",
+            "tiny",
+            "--data",
+            data,
+            "--run-dir",
+            str(run),
+            "--data.val_source",
+            dev,
+            "--train.max_steps=300",
+            "--train.eval_interval=150",
+            "--data.batch_size=64",
+            "--label_smoothing=0",
+            "--model.attention=additive",  # the model tests cover multiplicative
+            "--train.progress=none",
+            "--train.plot=false",
+        ]
+    )
+    assert rc == 0
+    return run, dev
+
+
+def test_cli_train_eval_predict(trained_run, tmp_path, capsys) -> None:
+    run, dev = trained_run
+    assert (run / "best" / "tokenizer.json").is_file()
+    assert (run / "metrics.jsonl").is_file()
+    assert main(["translate", "eval", "--checkpoint", str(run), "--data", dev, "--beam", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "BLEU" in out and "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:" in out
+    bleu = float(out.split("BLEU ")[1].split()[0])
+    assert bleu > 60, out  # a word-by-word code is learnt well in 300 steps
+    tr = Translator.load(run)
+    assert main(["translate", "predict", "--checkpoint", str(run), "three one four ."]) == 0
+    said = capsys.readouterr().out.strip()
+    assert said == tr.translate(["three one four ."])[0] and said.startswith("drei")
+    inp, outp, png = tmp_path / "in.txt", tmp_path / "out.txt", tmp_path / "att.png"
+    inp.write_text("two .\nnine nine .\n", encoding="utf-8")
+    assert (
+        main(
+            [
+                "translate",
+                "predict",
+                "--checkpoint",
+                str(run),
+                "--input",
+                str(inp),
+                "--output",
+                str(outp),
+                "--beam",
+                "1",
+            ]
+        )
+        == 0
+    )
+    lines = outp.read_text(encoding="utf-8").splitlines()
+    assert lines == tr.translate(["two .", "nine nine ."], beam=1)
+    assert lines[0] == "zwei ."
+    assert (
+        main(
+            [
+                "translate",
+                "predict",
+                "--checkpoint",
+                str(run),
+                "five six .",
+                "--plot-attention",
+                str(png),
+            ]
+        )
+        == 0
+    )
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_save_load_identical_translations(trained_run, tmp_path) -> None:
+    run, _ = trained_run
+    tr = Translator.load(run)
+    sentences = [p[0] for p in _corpus(20, 7)]
+    before = tr.translate(sentences, beam=3)
+    tr.save(tmp_path / "copy")
+    again = Translator.load(tmp_path / "copy")
+    assert again.translate(sentences, beam=3) == before
+    assert again.translate(sentences, beam=1) == tr.translate(sentences, beam=1)
+    src, tgt, w = tr.attention("one two .")
+    assert w.shape == (len(tgt), len(src))
+    torch.testing.assert_close(w.sum(-1), torch.ones(len(tgt)))
+
+
+def test_python_api_fit_and_evaluate() -> None:
+    cfg = load_config(
+        preset="tiny", overrides=["train.max_steps=60", "train.progress=none", "train.plot=false"]
+    )
+    tr = Translator(cfg).fit(_corpus(200, 3), val_pairs=_corpus(10, 4))
+    losses = tr.result_.losses
+    assert sum(losses[-10:]) / 10 < 0.6 * sum(losses[:10]) / 10  # the loss falls
+    m = tr.evaluate(_corpus(10, 5), beam=2)
+    assert 0.0 <= m["bleu"] <= 100.0 and len(m["hypotheses"]) == 10
+    with pytest.raises(UserError, match="sentence 2 is empty"):
+        tr.translate(["one .", "  "])
+    with pytest.raises(UserError, match="beam must be >= 1"):
+        tr.translate(["one ."], beam=0)
+
+
+def test_bleu_of_reference_against_itself_is_100() -> None:
+    refs = ["Ein Mann fährt Fahrrad.", "Zwei Hunde spielen im Schnee."]
+    m = score(refs, refs)
+    assert m["bleu"] == pytest.approx(100.0) and m["chrf"] == pytest.approx(100.0)
+    assert score(["Ein Hund."], ["Zwei Katzen schlafen hier."])["bleu"] < 10
+
+
+def test_data_errors_and_handling(tmp_path, capsys) -> None:
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("one\ntwo\nthree\n", encoding="utf-8")
+    b.write_text("eins\nzwei\n", encoding="utf-8")
+    with pytest.raises(UserError, match="misaligned: .*a.txt has 3 lines but .*b.txt has 2"):
+        load_pairs(f"{a},{b}")
+    tsv = tmp_path / "p.tsv"
+    tsv.write_text("one\teins\ntwo zwei\n", encoding="utf-8")
+    with pytest.raises(UserError, match="line 2 has 1 tab-separated columns"):
+        load_pairs(str(tsv))
+    with pytest.raises(UserError, match="neither multi30k"):
+        load_pairs(str(tmp_path / "missing.tsv"))
+    # empty lines and over-long pairs are dropped, with the counts printed
+    pairs = _corpus(60, 9) + [("", "leer"), ("leer", " ")] + [(" ".join(EN) * 3, "lang")]
+    cfg = load_config(
+        preset="tiny",
+        overrides=[
+            "train.max_steps=2",
+            "train.progress=none",
+            "train.plot=false",
+            "data.max_tokens=20",
+        ],
+    )
+    Translator(cfg).fit(pairs, val_pairs=_corpus(4, 2))
+    err = capsys.readouterr().err
+    assert "dropped 2 training pairs with an empty side" in err
+    assert "dropped 1 training pairs longer than data.max_tokens=20" in err
+
+
+def test_cli_errors(tmp_path, capsys) -> None:
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_text("one\ntwo\n", encoding="utf-8")
+    b.write_text("eins\n", encoding="utf-8")
+    assert main(["translate", "train", "--data", f"{a},{b}", "--run-dir", str(tmp_path)]) == 2
+    assert "error: the files are misaligned" in capsys.readouterr().err
+    assert main(["translate", "predict", "--checkpoint", str(tmp_path / "nope"), "hi"]) == 2
+    assert "error: checkpoint directory" in capsys.readouterr().err
+    assert main(["translate", "train", "--data", "multi30k", "--src", "fr"]) == 2
+    assert "multi30k has languages en and de" in capsys.readouterr().err
+    assert main(["translate", "train", "--data", "x.tsv", "--model.attention=dot"]) == 2
+    assert "error:" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["translate", "train", "--model.atention=additive"])
+    assert exc.value.code == 2
+    assert "did you mean --model.attention" in capsys.readouterr().err
+
+
+def test_cli_predict_errors(trained_run, tmp_path, capsys) -> None:
+    run, _ = trained_run
+    assert main(["translate", "predict", "--checkpoint", str(run)]) == 2
+    assert "pass sentences as arguments or --input FILE" in capsys.readouterr().err
+    assert main(["translate", "predict", "--checkpoint", str(run), "a .", "--beam", "0"]) == 2
+    assert "beam must be >= 1" in capsys.readouterr().err
+    f = tmp_path / "in.txt"
+    f.write_text("one .\n\ntwo .\n", encoding="utf-8")
+    assert main(["translate", "predict", "--checkpoint", str(run), "--input", str(f)]) == 2
+    assert "has 1 empty lines (first: line 2)" in capsys.readouterr().err
+
+
+def test_help(capsys) -> None:
+    for verb in ("train", "eval", "predict"):
+        with pytest.raises(SystemExit) as exc:
+            main(["translate", verb, "--help"])
+        assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "--plot-attention" in out and "--model.attention" in out and "--beam" in out
+
+
+def test_multi30k_download_both_directions(data_mirror) -> None:
+    en_de = load_pairs("multi30k", src_lang="en", tgt_lang="de")
+    assert len(en_de) == 29000
+    assert en_de[0].src.startswith("Two young, White males are outside")
+    de_en = load_pairs("multi30k:val", src_lang="de", tgt_lang="en")
+    assert len(de_en) == 1014
+    val = load_pairs("multi30k", src_lang="en", tgt_lang="de", split="val")
+    assert [(p.tgt, p.src) for p in de_en] == [tuple(p) for p in val]
