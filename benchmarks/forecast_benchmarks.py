@@ -1,6 +1,6 @@
 """Forecasting quality on held-out data: rnnkit's RNN forecaster against baselines.
 
-Rolling-origin backtests with the presets in ``configs/forecast/`` (hyperparameters
+Rolling-origin backtests with the presets in ``src/rnnkit/configs/forecast/`` (hyperparameters
 fixed in advance; epochs chosen by early stopping on a validation split before
 the first origin; every model fitted once on the data before the first origin):
 

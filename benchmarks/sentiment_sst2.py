@@ -100,7 +100,7 @@ def rnn_run(seed: int, args: argparse.Namespace) -> dict[str, object]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", default="1,2,3", help="comma-separated training seeds")
-    p.add_argument("--preset", default="sst2", help="configs/sentiment preset")
+    p.add_argument("--preset", default="sst2", help="src/rnnkit/configs/sentiment preset")
     p.add_argument("--override", nargs="*", default=[], help="config overrides key=value")
     p.add_argument("--budget-seconds", type=float, default=600.0, help="per seed training cap")
     p.add_argument("--lr-c", type=float, default=4.0, help="inverse regularisation of the LR")

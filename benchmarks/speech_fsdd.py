@@ -1,6 +1,6 @@
 """Speech recognition quality on FSDD: single digits, connected digits, held-out speaker.
 
-Trains the preset (``configs/speech/<preset>.toml``) within its time budget,
+Trains the preset (``src/rnnkit/configs/speech/<preset>.toml``) within its time budget,
 then scores the held-out test split with greedy decoding, prefix beam search
 (beam 8) and beam search with the character 3-gram LM. Prints one JSON line
 and writes it to ``<run_dir>/benchmark.json``.

@@ -5,7 +5,7 @@ Usage::
     python benchmarks/translate_multi30k.py --budget-minutes 60           # the target run
     python benchmarks/translate_multi30k.py --budget-minutes 10 --epochs 2  # a short check
 
-Trains ``configs/translate/multi30k.toml`` (1-layer bidirectional GRU 256
+Trains ``src/rnnkit/configs/translate/multi30k.toml`` (1-layer bidirectional GRU 256
 encoder, GRU 256 decoder with Luong attention and input feeding, byte-level
 BPE 8000 per language) for ``--epochs`` epochs or until the budget runs out
 (the learning-rate schedule spans ``--epochs``), scoring validation BLEU

@@ -51,10 +51,9 @@ __all__ = [
 
 T = TypeVar("T")
 
-# Presets live beside the package in a source checkout: <repo>/configs/<app>/*.toml.
-CONFIG_ROOT = Path(
-    os.environ.get("RNNKIT_CONFIGS", Path(__file__).resolve().parents[2] / "configs")
-)
+# Presets ship inside the package (src/rnnkit/configs/<app>/*.toml), so they are
+# there for a wheel install as well as a source checkout; RNNKIT_CONFIGS overrides.
+CONFIG_ROOT = Path(os.environ.get("RNNKIT_CONFIGS", Path(__file__).resolve().parent / "configs"))
 
 _ARG_PREFIX = "cfg:"
 
