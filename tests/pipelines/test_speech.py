@@ -490,3 +490,32 @@ def test_cli_errors(clip_dir, tmp_path, capsys) -> None:
         main(["speech", "transcribe", "--help"])
     assert exc.value.code == 0
     assert "--beam" in capsys.readouterr().out
+
+
+def test_cli_resume_continues_from_the_last_checkpoint(clip_dir, tmp_path, capsys) -> None:
+    run = tmp_path / "run"
+    base = [
+        "speech",
+        "train",
+        "--data",
+        str(clip_dir / "manifest.csv"),
+        "--run-dir",
+        str(run),
+        "--features.n_mels=20",
+        "--model.cell=gru",
+        "--model.num_layers=1",
+        "--model.hidden_size=16",
+        "--model.conv_channels=8",
+        "--model.bidirectional=false",
+        "--data.batch_size=6",
+        "--data.val_fraction=0.2",
+        "--train.eval_interval=3",
+        "--train.progress=none",
+        "--train.plot=false",
+    ]
+    assert main([*base, "--train.max_steps=3"]) == 0
+    assert "done: 3 steps" in capsys.readouterr().out
+    assert main([*base, "--train.max_steps=5", "--resume"]) == 0
+    assert "done: 5 steps" in capsys.readouterr().out
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == [1, 2, 3, 4, 5]

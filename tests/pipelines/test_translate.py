@@ -244,3 +244,20 @@ def test_multi30k_download_both_directions(data_mirror) -> None:
     assert len(de_en) == 1014
     val = load_pairs("multi30k", src_lang="en", tgt_lang="de", split="val")
     assert [(p.tgt, p.src) for p in de_en] == [tuple(p) for p in val]
+
+
+def test_cli_resume_continues_from_the_last_checkpoint(tmp_path, capsys) -> None:
+    import json
+
+    data = _write_pair(tmp_path, "train", _corpus(60, 3))
+    dev = _write_pair(tmp_path, "dev", _corpus(10, 4))
+    run = tmp_path / "run"
+    base = ["translate", "train", "--preset", "tiny", "--data", data, "--run-dir", str(run),
+            "--data.val_source", dev, "--train.eval_interval=2", "--data.batch_size=16",
+            "--train.progress=none", "--train.plot=false"]  # fmt: skip
+    assert main([*base, "--train.max_steps=2"]) == 0
+    assert "done: 2 steps" in capsys.readouterr().out
+    assert main([*base, "--train.max_steps=4", "--resume"]) == 0
+    assert "done: 4 steps" in capsys.readouterr().out
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == [1, 2, 3, 4]

@@ -317,8 +317,13 @@ class SpeechRecognizer:
         val: Sequence[Utterance],
         *,
         run_dir: str | Path | None = None,
+        resume: bool = False,
     ) -> TrainResult:
-        """Fit vocabulary, feature normalisation, LM and model; checkpoints go to ``run_dir``."""
+        """Fit vocabulary, feature normalisation, LM and model; checkpoints go to ``run_dir``.
+
+        ``resume=True`` continues ``run_dir/checkpoint`` (the vocabulary, features and
+        LM are refitted deterministically from the same data first).
+        """
         cfg = self.config
         seed_everything(cfg.train.seed)
         texts = [normalize_text(u.text) for u in train]
@@ -369,6 +374,7 @@ class SpeechRecognizer:
             run_dir=run_dir,
             save_config=house_config.to_dict(cfg),
             extra_json=self._extra_json(),
+            resume=resume,
         )
         result = trainer.fit()
         if run_dir is not None and (Path(run_dir) / "best" / "model.safetensors").exists():
@@ -554,13 +560,13 @@ def _error_rates(refs: list[str], hyps: list[str], prefix: str = "") -> dict[str
 # ---------------------------------------------------------------------------
 
 
-def train(cfg: SpeechConfig) -> tuple[SpeechRecognizer, TrainResult]:
+def train(cfg: SpeechConfig, *, resume: bool = False) -> tuple[SpeechRecognizer, TrainResult]:
     """Load the data, fit a recognizer; checkpoints and metrics go to ``cfg.run_dir``."""
     cfg.features.validate()
     replace(cfg.model, input_size=1, vocab_size=2).validate()  # fail before loading data
     train_utts, val_utts, _ = load_splits(cfg)
     rec = SpeechRecognizer(cfg)
-    result = rec.fit(train_utts, val_utts, run_dir=cfg.run_dir)
+    result = rec.fit(train_utts, val_utts, run_dir=cfg.run_dir, resume=resume)
     return rec, result
 
 
@@ -575,7 +581,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg = replace(cfg, data=replace(cfg.data, source=args.data))
     if args.run_dir:
         cfg = replace(cfg, run_dir=args.run_dir)
-    rec, result = train(cfg)
+    rec, result = train(cfg, resume=args.resume)
     last = result.evals[-1] if result.evals else {}
     print(
         f"done: {result.step} steps, val WER {last.get('val_wer', float('nan')):.4f}, "
@@ -691,6 +697,12 @@ def add_cli(subparsers: Any) -> None:
     t.add_argument("--preset", default=None, help="preset name in configs/speech or a .toml file")
     t.add_argument(
         "--run-dir", default=None, help="where checkpoints and metrics go (default runs/speech)"
+    )
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --run-dir from its last checkpoint; pass the same "
+        "data and options as the first run (a larger --train.max_steps extends it)",
     )
     house_config.add_config_arguments(
         t,

@@ -254,6 +254,7 @@ class Translator:
         *,
         val_pairs: Sequence[Pair | tuple[str, str]] | None = None,
         run_dir: str | Path | None = None,
+        resume: bool = False,
     ) -> Translator:
         """Fit the tokenisers on ``pairs`` and train the model (teacher forcing).
 
@@ -346,6 +347,7 @@ class Translator:
             run_dir=run_dir,
             save_config=house_config.to_dict(cfg),
             extra_json=self._artifacts(),
+            resume=resume,  # continue run_dir/checkpoint (tokenisers refit deterministically)
         )
         self.result_ = trainer.fit()
         if run_dir is not None:
@@ -513,9 +515,9 @@ class Translator:
         return tr
 
 
-def train(cfg: TranslateConfig) -> Translator:
+def train(cfg: TranslateConfig, *, resume: bool = False) -> Translator:
     """Train from ``cfg`` (data from ``cfg.data``); the run goes to ``cfg.run_dir``."""
-    return Translator(cfg).fit(run_dir=cfg.run_dir)
+    return Translator(cfg).fit(run_dir=cfg.run_dir, resume=resume)
 
 
 # ---------------------------------------------------------------------------
@@ -533,7 +535,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.tgt:
         data = replace(data, tgt_lang=args.tgt)
     cfg = replace(cfg, data=data, run_dir=args.run_dir or cfg.run_dir)
-    tr = train(cfg)
+    tr = train(cfg, resume=args.resume)
     res = tr.result_
     if res is not None and res.evals:
         last = res.evals[-1]
@@ -674,6 +676,12 @@ def add_cli(subparsers: Any) -> None:
     t.add_argument("--preset", default=None, help="preset in configs/translate or a .toml file")
     t.add_argument(
         "--run-dir", default=None, help="where checkpoints and metrics go (default runs/translate)"
+    )
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --run-dir from its last checkpoint; pass the same "
+        "data and options as the first run (a larger --train.max_steps extends it)",
     )
     house_config.add_config_arguments(
         t, TranslateConfig, exclude=("train.carry_state", "train.state_batch_dim", "run_dir")
