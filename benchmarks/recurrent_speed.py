@@ -73,8 +73,9 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def interleaved_medians(fns: dict[str, Callable[[], object]], warmup: int, repeats: int
-                        ) -> dict[str, float]:
+def interleaved_medians(
+    fns: dict[str, Callable[[], object]], warmup: int, repeats: int
+) -> dict[str, float]:
     """Median seconds per call of each function, the functions taking turns in each repeat."""
     for _ in range(warmup):
         for f in fns.values():
@@ -82,15 +83,16 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], warmup: int, repea
     times: dict[str, list[float]] = {k: [] for k in fns}
     names = list(fns)
     for r in range(repeats):
-        for k in names[r % len(names):] + names[: r % len(names)]:  # rotate who goes first
+        for k in names[r % len(names) :] + names[: r % len(names)]:  # rotate who goes first
             t0 = time.perf_counter()
             fns[k]()
             times[k].append(time.perf_counter() - t0)
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def sequence_methods(kind: str, B: int, T: int, D: int, H: int, numpy_engine: bool
-                     ) -> dict[str, Callable[[], object]]:
+def sequence_methods(
+    kind: str, B: int, T: int, D: int, H: int, numpy_engine: bool
+) -> dict[str, Callable[[], object]]:
     """forward + backward of one layer, by each method, on the same weights and input."""
     ours_cls, torch_cls, _ = KINDS[kind]
     torch.manual_seed(0)
@@ -104,10 +106,14 @@ def sequence_methods(kind: str, B: int, T: int, D: int, H: int, numpy_engine: bo
         def run() -> None:
             out, _ = m(x)
             out.sum().backward()
+
         return run
 
-    methods = {"torch.nn": fwd_bwd(ref), "rnnkit fast": fwd_bwd(fast),
-               "rnnkit explicit": fwd_bwd(explicit)}
+    methods = {
+        "torch.nn": fwd_bwd(ref),
+        "rnnkit fast": fwd_bwd(fast),
+        "rnnkit explicit": fwd_bwd(explicit),
+    }
     if numpy_engine:
         params = {k.removesuffix("_l0"): v.detach().numpy() for k, v in ref.state_dict().items()}
         x_np = x.detach().numpy()
@@ -149,8 +155,7 @@ def parse_shapes(text: str, form: str = "BxTxDxH") -> list[tuple[int, ...]]:
     shapes = []
     for item in text.split(","):
         parts = item.strip().lower().split("x")
-        if len(parts) != len(form.split("x")) or not all(p.isdigit() and int(p) > 0
-                                                         for p in parts):
+        if len(parts) != len(form.split("x")) or not all(p.isdigit() and int(p) > 0 for p in parts):
             raise SystemExit(f"error: a shape is {form} with positive integers, got {item!r}")
         shapes.append(tuple(int(p) for p in parts))
     return shapes
@@ -158,22 +163,34 @@ def parse_shapes(text: str, form: str = "BxTxDxH") -> list[tuple[int, ...]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true",
-                    help="few repeats, for a smoke run; does not write the docs table")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="few repeats, for a smoke run; does not write the docs table",
+    )
     ap.add_argument("--repeats", type=int, default=None, help="timed repeats (default 15, 3 quick)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed runs (default 3, 1 quick)")
     ap.add_argument("--shapes", default=DEFAULT_SHAPES, help="comma-separated BxTxDxH")
     ap.add_argument("--kinds", default="lstm,gru", help="comma-separated: lstm, gru")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch threads (default: torch's); NumPy's BLAS follows "
-                         "OPENBLAS_NUM_THREADS in the environment")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: torch's); NumPy's BLAS follows "
+        "OPENBLAS_NUM_THREADS in the environment",
+    )
     ap.add_argument("--no-numpy", action="store_true", help="leave out the NumPy engine")
     ap.add_argument("--no-step", action="store_true", help="leave out the step() latency")
     ap.add_argument("--step-shape", default="256x512", help="DxH of the step() latency (B=1)")
-    ap.add_argument("--no-malloc-tuning", action="store_true",
-                    help="keep glibc's default malloc thresholds")
-    ap.add_argument("--output", type=Path, default=REPO / "docs" / "benchmarks" / "recurrent.md",
-                    help="where to write the markdown table")
+    ap.add_argument(
+        "--no-malloc-tuning", action="store_true", help="keep glibc's default malloc thresholds"
+    )
+    ap.add_argument(
+        "--output",
+        type=Path,
+        default=REPO / "docs" / "benchmarks" / "recurrent.md",
+        help="where to write the markdown table",
+    )
     ap.add_argument("--no-write", action="store_true", help="print only")
     ap.add_argument("--note", default="", help="a sentence for the markdown (e.g. the load)")
     args = ap.parse_args(argv)
@@ -198,8 +215,11 @@ def main(argv: list[str] | None = None) -> int:
             shape = f"B={B} T={T} D={D} H={H}"
             for name, sec in med.items():
                 rows.append((kind, shape, name, sec, sec / med["torch.nn"]))
-                print(f"{kind:4}  {shape:24}  {name:16} {sec * 1e3:9.1f} ms  "
-                      f"{sec / med['torch.nn']:5.2f}x", flush=True)
+                print(
+                    f"{kind:4}  {shape:24}  {name:16} {sec * 1e3:9.1f} ms  "
+                    f"{sec / med['torch.nn']:5.2f}x",
+                    flush=True,
+                )
 
     step_rows: list[tuple[str, str, float, float]] = []
     if not args.no_step:
@@ -210,13 +230,23 @@ def main(argv: list[str] | None = None) -> int:
             base = next(iter(med.values()))
             for name, sec in med.items():
                 step_rows.append((kind, f"B=1 D={D} H={H}", name, sec / n_steps, sec / base))
-                print(f"{kind:4}  {f'step B=1 D={D} H={H}':24}  {name:16} "
-                      f"{sec / n_steps * 1e6:9.1f} us  {sec / base:5.2f}x", flush=True)
+                print(
+                    f"{kind:4}  {f'step B=1 D={D} H={H}':24}  {name:16} "
+                    f"{sec / n_steps * 1e6:9.1f} us  {sec / base:5.2f}x",
+                    flush=True,
+                )
 
     load_after = os.getloadavg()
-    md = render_markdown(rows, step_rows, repeats=repeats, warmup=warmup, malloc=malloc,
-                         load=(load_before[0], load_after[0]), argv=_without_note(sys.argv[1:]),
-                         note=args.note)
+    md = render_markdown(
+        rows,
+        step_rows,
+        repeats=repeats,
+        warmup=warmup,
+        malloc=malloc,
+        load=(load_before[0], load_after[0]),
+        argv=_without_note(sys.argv[1:]),
+        note=args.note,
+    )
     if args.quick or args.no_write:
         return 0
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -264,8 +294,11 @@ def render_markdown(rows, step_rows, *, repeats, warmup, malloc, load, argv, not
         "|---|---|---|---:|---:|---|",
     ]
     for k, s, m, sec, r in rows:
-        target = f"<= {TARGETS[m]:.2f} {'met' if r <= TARGETS[m] else 'missed'}" \
-            if m in TARGETS else "baseline"
+        target = (
+            f"<= {TARGETS[m]:.2f} {'met' if r <= TARGETS[m] else 'missed'}"
+            if m in TARGETS
+            else "baseline"
+        )
         lines.append(f"| {k} | {s} | {m} | {sec * 1e3:.1f} ms | {r:.2f} | {target} |")
     if step_rows:
         lines += [
@@ -276,8 +309,9 @@ def render_markdown(rows, step_rows, *, repeats, warmup, malloc, load, argv, not
             "| cell | shape | method | time per step | ratio |",
             "|---|---|---|---:|---:|",
         ]
-        lines += [f"| {k} | {s} | {m} | {sec * 1e6:.0f} us | {r:.2f} |"
-                  for k, s, m, sec, r in step_rows]
+        lines += [
+            f"| {k} | {s} | {m} | {sec * 1e6:.0f} us | {r:.2f} |" for k, s, m, sec, r in step_rows
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -25,8 +25,12 @@ def test_fetch_downloads_verifies_and_caches(data_mirror: str, tmp_path: Path) -
 
 
 def test_fetch_rejects_wrong_checksum(data_mirror: str) -> None:
-    bad = RemoteFile(url=SHAKESPEARE.url, sha256="0" * 64, mirror_path=SHAKESPEARE.mirror_path,
-                     cache_name="bad/input.txt")
+    bad = RemoteFile(
+        url=SHAKESPEARE.url,
+        sha256="0" * 64,
+        mirror_path=SHAKESPEARE.mirror_path,
+        cache_name="bad/input.txt",
+    )
     with pytest.raises(UserError, match="checksum mismatch"):
         fetch(bad, quiet=True)
     from rnnkit.data import cache_dir

@@ -53,10 +53,12 @@ def test_cell_matches_torch(name, cls, torch_cls, kwargs, dtype, bias, batched):
             torch.testing.assert_close(u, v, **tol)
 
     # Gradients with respect to the input and every parameter.
-    g_ours = torch.autograd.grad(sum(t.sum() for t in _leaves(ours(x, state))),
-                                 [x, *ours.parameters()])
-    g_ref = torch.autograd.grad(sum(t.sum() for t in _leaves(ref(x, state))),
-                                [x, *ref.parameters()])
+    g_ours = torch.autograd.grad(
+        sum(t.sum() for t in _leaves(ours(x, state))), [x, *ours.parameters()]
+    )
+    g_ref = torch.autograd.grad(
+        sum(t.sum() for t in _leaves(ref(x, state))), [x, *ref.parameters()]
+    )
     for u, v in zip(g_ours, g_ref, strict=True):
         torch.testing.assert_close(u, v, **tol)
 
@@ -64,8 +66,9 @@ def test_cell_matches_torch(name, cls, torch_cls, kwargs, dtype, bias, batched):
 @pytest.mark.parametrize("name,cls,torch_cls,kwargs", CELLS, ids=[c[0] for c in CELLS])
 def test_parameters_named_shaped_and_initialised_as_torch(name, cls, torch_cls, kwargs):
     ours, ref = cls(D, H, **kwargs), torch_cls(D, H, **kwargs)
-    assert {k: v.shape for k, v in ours.state_dict().items()} == \
-        {k: v.shape for k, v in ref.state_dict().items()}
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {
+        k: v.shape for k, v in ref.state_dict().items()
+    }
     ref.load_state_dict(ours.state_dict())  # and back, without conversion
     bound = 1 / math.sqrt(H)
     for p in ours.parameters():
@@ -141,8 +144,10 @@ def test_golden_gru():
         (lambda: LSTMCell(0, 4), r"input_size must be an integer >= 1, got 0"),
         (lambda: GRUCell(3, -2), r"hidden_size must be an integer >= 1, got -2"),
         (lambda: RNNCell(3, 2.5), r"hidden_size must be an integer >= 1, got 2.5"),
-        (lambda: RNNCell(3, 4, nonlinearity="sigmoid"),
-         r"nonlinearity must be one of 'tanh', 'relu', got 'sigmoid'"),
+        (
+            lambda: RNNCell(3, 4, nonlinearity="sigmoid"),
+            r"nonlinearity must be one of 'tanh', 'relu', got 'sigmoid'",
+        ),
     ],
 )
 def test_bad_hyperparameters(make, message):
@@ -154,15 +159,21 @@ def test_bad_inputs():
     cell = LSTMCell(3, 4)
     with pytest.raises(ValueError, match=r"input must be 1-D or 2-D, got shape \(2, 5, 3\)"):
         cell(torch.randn(2, 5, 3))
-    with pytest.raises(ValueError, match=r"input has 6 features in its last dimension but "
-                                         r"input_size is 3"):
+    with pytest.raises(
+        ValueError,
+        match=r"input has 6 features in its last dimension but "
+        r"input_size is 3",
+    ):
         cell(torch.randn(2, 6))
     with pytest.raises(ValueError, match=r"state must be a pair \(h, c\), got Tensor"):
         cell(torch.randn(2, 3), torch.zeros(2, 4))
     with pytest.raises(ValueError, match=r"state c must have shape \(2, 4\), got \(2, 5\)"):
         cell(torch.randn(2, 3), (torch.zeros(2, 4), torch.zeros(2, 5)))
-    with pytest.raises(ValueError, match=r"input dtype torch.float64 does not match the "
-                                         r"weights' dtype torch.float32"):
+    with pytest.raises(
+        ValueError,
+        match=r"input dtype torch.float64 does not match the "
+        r"weights' dtype torch.float32",
+    ):
         cell(torch.randn(2, 3, dtype=torch.float64))
     with pytest.raises(ValueError, match=r"state must have shape \(4,\), got \(1, 4\)"):
         GRUCell(3, 4)(torch.randn(3), torch.zeros(1, 4))

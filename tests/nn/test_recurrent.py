@@ -39,17 +39,21 @@ def _torch_twin(torch_cls, kwargs, **kw):
 def _random_state(module, batch):
     LD = module.num_layers * module.num_directions
     sizes = (module.output_size, module.hidden_size) if isinstance(module, LSTM) else (H,)
-    parts = tuple(torch.randn(LD, batch, n, dtype=torch.float64, requires_grad=True)
-                  for n in sizes)
+    parts = tuple(torch.randn(LD, batch, n, dtype=torch.float64, requires_grad=True) for n in sizes)
     return parts if len(parts) == 2 else parts[0]
 
 
 def _configs():
     """(module case, num_layers, bidirectional, proj_size) for every combination."""
     for case, layers, bidir in itertools.product(MODULES, (1, 2), (False, True)):
-        for proj in ((0, P) if case[0] == "lstm" else (0,)):
-            yield pytest.param(*case, layers, bidir, proj,
-                               id=f"{case[0]}-L{layers}-{'bi' if bidir else 'uni'}-p{proj}")
+        for proj in (0, P) if case[0] == "lstm" else (0,):
+            yield pytest.param(
+                *case,
+                layers,
+                bidir,
+                proj,
+                id=f"{case[0]}-L{layers}-{'bi' if bidir else 'uni'}-p{proj}",
+            )
 
 
 @pytest.mark.parametrize("name,cls,torch_cls,kwargs,layers,bidir,proj", list(_configs()))
@@ -105,8 +109,9 @@ def test_unbatched_and_time_major_inputs(name, cls, torch_cls, kwargs, batch_fir
     for fast in (True, False):
         ours.fast_path = fast
         x = torch.randn(6, D, dtype=torch.float64)  # unbatched (T, D)
-        for a, b in zip((ours(x)[0], *_leaves(ours(x)[1])), (ref(x)[0], *_leaves(ref(x)[1])),
-                        strict=True):
+        for a, b in zip(
+            (ours(x)[0], *_leaves(ours(x)[1])), (ref(x)[0], *_leaves(ref(x)[1])), strict=True
+        ):
             torch.testing.assert_close(a, b, **F64)
         x = torch.randn(6, B, D, dtype=torch.float64)  # (T, B, D) or (B=6, T=B, D)
         torch.testing.assert_close(ours(x)[0], ref(x)[0], **F64)
@@ -122,8 +127,7 @@ LENGTHS = [7, 1, 4, 6]  # T = 7: full, 1, even, odd; unsorted on purpose
 @pytest.mark.parametrize("name,cls,torch_cls,kwargs", MODULES, ids=IDS)
 @pytest.mark.parametrize("bidir", [False, True], ids=["uni", "bi"])
 @pytest.mark.parametrize("fast_path", [True, False], ids=["fast", "explicit"])
-def test_lengths_equal_running_each_sequence_alone(name, cls, torch_cls, kwargs, bidir,
-                                                    fast_path):
+def test_lengths_equal_running_each_sequence_alone(name, cls, torch_cls, kwargs, bidir, fast_path):
     extra = {"num_layers": 2, "bidirectional": bidir}
     if name == "lstm":
         extra["proj_size"] = P
@@ -175,12 +179,12 @@ def test_lengths_accepts_lists_and_full_lengths():
 
 
 @pytest.mark.parametrize("name,cls,torch_cls,kwargs", MODULES, ids=IDS)
-@pytest.mark.parametrize("T", [1, 9, 60, pytest.param(400, marks=pytest.mark.slow)],
-                         ids=["T1", "T9", "T60", "T400"])
+@pytest.mark.parametrize(
+    "T", [1, 9, 60, pytest.param(400, marks=pytest.mark.slow)], ids=["T1", "T9", "T60", "T400"]
+)
 @pytest.mark.parametrize("with_state", [False, True], ids=["zero-state", "state"])
 @pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
-def test_fast_and_explicit_paths_agree(name, cls, torch_cls, kwargs, T, with_state,
-                                       with_lengths):
+def test_fast_and_explicit_paths_agree(name, cls, torch_cls, kwargs, T, with_state, with_lengths):
     extra = {"num_layers": 2, "bidirectional": True}
     if name == "lstm":
         extra["proj_size"] = P
@@ -221,8 +225,11 @@ def test_float32_paths_agree():
 def test_step_equals_forward(name, cls, torch_cls, kwargs, layers, batched):
     extra = {"proj_size": P} if name == "lstm" else {}
     m = _build(cls, kwargs, num_layers=layers, **extra)
-    x = torch.randn(B, 8, D, dtype=torch.float64) if batched else \
-        torch.randn(8, D, dtype=torch.float64)
+    x = (
+        torch.randn(B, 8, D, dtype=torch.float64)
+        if batched
+        else torch.randn(8, D, dtype=torch.float64)
+    )
     s0 = _random_state(m, B)
     if not batched:
         s0 = tuple(t[:, 0] for t in _leaves(s0))
@@ -325,8 +332,11 @@ def test_bad_inputs_and_states():
     x = torch.randn(2, 5, 3)
     with pytest.raises(ValueError, match=r"input must be 2-D or 3-D, got shape \(5,\)"):
         m(torch.randn(5))
-    with pytest.raises(ValueError, match=r"input has 7 features in its last dimension but "
-                                         r"input_size is 3 \(shape \(2, 5, 7\)\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"input has 7 features in its last dimension but "
+        r"input_size is 3 \(shape \(2, 5, 7\)\)",
+    ):
         m(torch.randn(2, 5, 7))
     with pytest.raises(ValueError, match=r"state h must have shape \(2, 2, 4\), got \(1, 2, 4\)"):
         m(x, (torch.zeros(1, 2, 4), torch.zeros(2, 2, 4)))
@@ -347,8 +357,10 @@ def test_bad_inputs_and_states():
         ([6, 2], r"lengths must be between 1 and T=5 \(the input's steps\), got lengths\[0\]=6"),
         ([5, 2, 1], r"lengths must have shape \(2,\), one length per sequence, got shape \(3,\)"),
         (torch.tensor([2.0, 3.0]), r"lengths must hold integers, got dtype torch.float32"),
-        (torch.tensor([2, 3], device="meta"),
-         r"lengths is on meta but the input is on cpu; put lengths on the CPU or on cpu"),
+        (
+            torch.tensor([2, 3], device="meta"),
+            r"lengths is on meta but the input is on cpu; put lengths on the CPU or on cpu",
+        ),
         ("abc", r"lengths must be a 1-D tensor or list of integers, got str"),
     ],
 )

@@ -17,6 +17,7 @@ Shape letters: B batch, D input features, H hidden features, G = gates * H.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -144,6 +145,25 @@ def check_size(name: str, value: object, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return value
+
+
+def check_dropout(dropout: object, num_layers: int) -> float:
+    """``dropout`` as a float in [0, 1), or a ValueError that names it.
+
+    Dropout acts between layers (as in torch.nn), so with one layer it is
+    accepted but has no effect: warn, as torch does.
+    """
+    if isinstance(dropout, bool) or not isinstance(dropout, int | float):
+        raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    if dropout > 0 and num_layers == 1:
+        warnings.warn(
+            f"dropout={dropout} has no effect with num_layers=1: it applies between layers",
+            UserWarning,
+            stacklevel=4,  # the user's constructor call
+        )
+    return float(dropout)
 
 
 def check_nonlinearity(nonlinearity: object) -> str:

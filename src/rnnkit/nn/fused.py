@@ -52,8 +52,7 @@ def fused_forward(
     packed = pack_padded_sequence(x, lengths.cpu(), batch_first, enforce_sorted=False)
     h0 = tuple(h.index_select(1, packed.sorted_indices) for h in hx)  # sorted like the data
     data, *final = kernel(packed.data, packed.batch_sizes, h0 if len(h0) > 1 else h0[0], *args)
-    out = PackedSequence(data, packed.batch_sizes, packed.sorted_indices,
-                         packed.unsorted_indices)
+    out = PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices)
     padded, _ = pad_packed_sequence(out, batch_first, total_length=T)  # zeros past lengths
     return padded, tuple(h.index_select(1, packed.unsorted_indices) for h in final)
 
@@ -86,16 +85,27 @@ def flatten_for_cudnn(
     with torch.cuda.device_of(first), torch.no_grad():
         if torch._use_cudnn_rnn_flatten_weight():
             torch._cudnn_rnn_flatten_weight(
-                weights, (4 if bias else 2) + (1 if proj_size else 0), input_size,
-                cudnn_rnn.get_cudnn_mode(mode.upper()), hidden_size, proj_size, num_layers,
-                batch_first, bidirectional)
+                weights,
+                (4 if bias else 2) + (1 if proj_size else 0),
+                input_size,
+                cudnn_rnn.get_cudnn_mode(mode.upper()),
+                hidden_size,
+                proj_size,
+                num_layers,
+                batch_first,
+                bidirectional,
+            )
 
 
 def describe_kernel(mode: str, weight: Tensor) -> str:
     """Which implementation torch picks for ``mode`` with parameters like ``weight``."""
     if weight.is_cuda:
         return "cuDNN" if torch.backends.cudnn.enabled else "ATen's CUDA kernels"
-    if (mode == "lstm" and torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled
-            and weight.dtype in (torch.float32, torch.bfloat16)):
+    if (
+        mode == "lstm"
+        and torch.backends.mkldnn.is_available()
+        and torch.backends.mkldnn.enabled
+        and weight.dtype in (torch.float32, torch.bfloat16)
+    ):
         return "oneDNN for inputs without lengths, ATen's CPU loop with lengths"
     return "ATen's CPU loop"

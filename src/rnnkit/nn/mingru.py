@@ -27,14 +27,13 @@ Shape letters: B batch, T time, D input features, H hidden features, L layers.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.nn.cells import check_input, check_size, check_state_shape
+from rnnkit.nn.cells import check_dropout, check_input, check_size, check_state_shape
 from rnnkit.nn.recurrent import _check_lengths
 from rnnkit.nn.scan import parallel_scan_log, sequential_scan
 
@@ -83,16 +82,7 @@ class _MinRNN(nn.Module):
         self.input_size = check_size("input_size", input_size)
         self.hidden_size = check_size("hidden_size", hidden_size)
         self.num_layers = check_size("num_layers", num_layers)
-        if isinstance(dropout, bool) or not isinstance(dropout, int | float):
-            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        if dropout > 0 and num_layers == 1:
-            warnings.warn(
-                f"dropout={dropout} has no effect with num_layers=1: it applies between layers",
-                UserWarning,
-                stacklevel=3,
-            )
+        check_dropout(dropout, num_layers)
         for name, flag in (("bias", bias), ("batch_first", batch_first), ("parallel", parallel)):
             if not isinstance(flag, bool):
                 raise ValueError(f"{name} must be True or False, got {flag!r}")

@@ -22,7 +22,6 @@ projected features (LSTM ``proj_size``), L layers, G = gates * H.
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any, ClassVar, NamedTuple
 
 import torch
@@ -30,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.nn.cells import (
+    check_dropout,
     check_input,
     check_nonlinearity,
     check_size,
@@ -82,24 +82,19 @@ class _Recurrent(nn.Module):
         self.input_size = check_size("input_size", input_size)
         self.hidden_size = check_size("hidden_size", hidden_size)
         self.num_layers = check_size("num_layers", num_layers)
-        if isinstance(dropout, bool) or not isinstance(dropout, int | float):
-            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        if dropout > 0 and num_layers == 1:
-            warnings.warn(
-                f"dropout={dropout} has no effect with num_layers=1: it applies between layers",
-                UserWarning,
-                stacklevel=3,
-            )
+        check_dropout(dropout, num_layers)
         if isinstance(proj_size, bool) or not isinstance(proj_size, int) or proj_size < 0:
             raise ValueError(f"proj_size must be an integer >= 0, got {proj_size!r}")
         if proj_size >= hidden_size:
             raise ValueError(
                 f"proj_size must be smaller than hidden_size ({hidden_size}), got {proj_size}"
             )
-        for name, flag in (("bias", bias), ("bidirectional", bidirectional),
-                           ("batch_first", batch_first), ("fast_path", fast_path)):
+        for name, flag in (
+            ("bias", bias),
+            ("bidirectional", bidirectional),
+            ("batch_first", batch_first),
+            ("fast_path", fast_path),
+        ):
             if not isinstance(flag, bool):
                 raise ValueError(f"{name} must be True or False, got {flag!r}")
         self.bias = bias
@@ -126,8 +121,9 @@ class _Recurrent(nn.Module):
                     shapes["weight_hr"] = (proj_size, hidden_size)
                 for name, shape in shapes.items():
                     self.register_parameter(name + sfx, nn.Parameter(torch.empty(shape, **kw)))
-                self._names.append(tuple(f + sfx if f in shapes else None
-                                         for f in CellParams._fields))
+                self._names.append(
+                    tuple(f + sfx if f in shapes else None for f in CellParams._fields)
+                )
         self.reset_parameters()
 
     # ----------------------------------------------------------------- basics
@@ -183,8 +179,15 @@ class _Recurrent(nn.Module):
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
-        defaults = {"num_layers": 1, "bias": True, "dropout": 0.0, "bidirectional": False,
-                    "batch_first": True, "proj_size": 0, "fast_path": True}
+        defaults = {
+            "num_layers": 1,
+            "bias": True,
+            "dropout": 0.0,
+            "bidirectional": False,
+            "batch_first": True,
+            "proj_size": 0,
+            "fast_path": True,
+        }
         for name, default in defaults.items():
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)!r}"
@@ -195,10 +198,17 @@ class _Recurrent(nn.Module):
 
         The same call torch.nn.LSTM makes; ``.cuda()`` and ``.to()`` call it.
         """
-        flatten_for_cudnn(self._vf_name(), self._flat_weights(), bias=self.bias,
-                          input_size=self.input_size, hidden_size=self.hidden_size,
-                          proj_size=self.proj_size, num_layers=self.num_layers,
-                          batch_first=self.batch_first, bidirectional=self.bidirectional)
+        flatten_for_cudnn(
+            self._vf_name(),
+            self._flat_weights(),
+            bias=self.bias,
+            input_size=self.input_size,
+            hidden_size=self.hidden_size,
+            proj_size=self.proj_size,
+            num_layers=self.num_layers,
+            batch_first=self.batch_first,
+            bidirectional=self.bidirectional,
+        )
 
     def _apply(self, fn: Any, recurse: bool = True) -> _Recurrent:
         module = super()._apply(fn, recurse)
@@ -213,8 +223,10 @@ class _Recurrent(nn.Module):
             return "fast_path=False was passed to the constructor"
         base = next(k for k in type(self).__mro__ if k in (RNN, LSTM, GRU))
         if type(self).cell is not base.cell:
-            return (f"{type(self).__name__} overrides cell(), and torch's fused kernel "
-                    f"only computes the built-in {base.__name__} cell")
+            return (
+                f"{type(self).__name__} overrides cell(), and torch's fused kernel "
+                f"only computes the built-in {base.__name__} cell"
+            )
         return None
 
     def explain_fast_path(self) -> str:
@@ -222,14 +234,18 @@ class _Recurrent(nn.Module):
         blocker = self._fast_path_blocker()
         name = type(self).__name__
         if blocker is not None:
-            return (f"{name}.forward() takes the explicit path: {blocker}. It computes the "
-                    f"input projection x W_ih^T + b_ih for all steps in one matrix product "
-                    f"per layer and direction, then calls cell() once per time step.")
+            return (
+                f"{name}.forward() takes the explicit path: {blocker}. It computes the "
+                f"input projection x W_ih^T + b_ih for all steps in one matrix product "
+                f"per layer and direction, then calls cell() once per time step."
+            )
         kernel = describe_kernel(self._vf_name(), self.weight_ih_l0)
-        return (f"{name}.forward() takes the fast path: torch's fused kernel "
-                f"(torch._VF.{self._vf_name()}; here {kernel}) computes the same function "
-                f"with this module's own parameters; lengths are handled by packing the "
-                f"batch with pack_padded_sequence. step() always runs cell() directly.")
+        return (
+            f"{name}.forward() takes the fast path: torch's fused kernel "
+            f"(torch._VF.{self._vf_name()}; here {kernel}) computes the same function "
+            f"with this module's own parameters; lengths are handled by packing the "
+            f"batch with pack_padded_sequence. step() always runs cell() directly."
+        )
 
     def _vf_name(self) -> str:
         return self._mode
@@ -261,8 +277,10 @@ class _Recurrent(nn.Module):
         batched = x.dim() == 3
         if not batched:
             if lengths is not None:
-                raise ValueError("lengths needs a batched input (B, T, D); an unbatched "
-                                 "input (T, D) is one sequence: slice it to its length")
+                raise ValueError(
+                    "lengths needs a batched input (B, T, D); an unbatched "
+                    "input (T, D) is one sequence: slice it to its length"
+                )
             x = x.unsqueeze(0 if self.batch_first else 1)
         B, T = (x.size(0), x.size(1)) if self.batch_first else (x.size(1), x.size(0))
         if T == 0:
@@ -275,9 +293,18 @@ class _Recurrent(nn.Module):
 
         if self._fast_path_blocker() is None:
             output, final = fused_forward(
-                self._vf_name(), x, hx, self._flat_weights(), bias=self.bias,
-                num_layers=self.num_layers, dropout=self.dropout, training=self.training,
-                bidirectional=self.bidirectional, batch_first=self.batch_first, lengths=lengths)
+                self._vf_name(),
+                x,
+                hx,
+                self._flat_weights(),
+                bias=self.bias,
+                num_layers=self.num_layers,
+                dropout=self.dropout,
+                training=self.training,
+                bidirectional=self.bidirectional,
+                batch_first=self.batch_first,
+                lengths=lengths,
+            )
         else:
             x_bf = x if self.batch_first else x.transpose(0, 1)  # (B, T, D)
             states = [tuple(s) for s in zip(*(t.unbind(0) for t in hx), strict=True)]
@@ -292,8 +319,9 @@ class _Recurrent(nn.Module):
     def _public_state(self, parts: tuple[Tensor, ...]) -> CellState:
         return parts[0]  # LSTM returns the pair
 
-    def _check_state(self, state: CellState | None, B: int, batched: bool, x: Tensor
-                     ) -> tuple[Tensor, ...]:
+    def _check_state(
+        self, state: CellState | None, B: int, batched: bool, x: Tensor
+    ) -> tuple[Tensor, ...]:
         """The initial state as a tuple of (L*dirs, B, ·) tensors."""
         LD = self.num_layers * self.num_directions
         sizes = self._state_sizes()
@@ -302,8 +330,9 @@ class _Recurrent(nn.Module):
         parts = (state,) if len(sizes) == 1 else state
         names = ("state",) if len(sizes) == 1 else ("state h", "state c")
         if len(sizes) > 1 and (not isinstance(state, tuple | list) or len(state) != len(sizes)):
-            raise ValueError(f"{type(self).__name__} state must be a pair (h, c), "
-                             f"got {type(state).__name__}")
+            raise ValueError(
+                f"{type(self).__name__} state must be a pair (h, c), got {type(state).__name__}"
+            )
         out = []
         for name, t, n in zip(names, parts, sizes, strict=True):
             check_state_shape(name, t, (LD, B, n) if batched else (LD, n))
@@ -312,8 +341,9 @@ class _Recurrent(nn.Module):
             out.append(t if batched else t.unsqueeze(1))
         return tuple(out)
 
-    def _forward_explicit(self, x: Tensor, states: list[CellState], lengths: Tensor | None
-                          ) -> tuple[Tensor, list[tuple[Tensor, ...]]]:
+    def _forward_explicit(
+        self, x: Tensor, states: list[CellState], lengths: Tensor | None
+    ) -> tuple[Tensor, list[tuple[Tensor, ...]]]:
         """Every layer and direction step by step. x (B, T, D); states per (layer, direction)."""
         T = x.size(1)
         keep = rev = valid = None
@@ -342,8 +372,9 @@ class _Recurrent(nn.Module):
             layer_in = layer_in * valid.unsqueeze(-1).to(layer_in.dtype)  # zero the padding
         return layer_in, finals
 
-    def _run_direction(self, x: Tensor, state: tuple[Tensor, ...], p: CellParams,
-                       keep: tuple[Tensor, ...] | None) -> tuple[Tensor, tuple[Tensor, ...]]:
+    def _run_direction(
+        self, x: Tensor, state: tuple[Tensor, ...], p: CellParams, keep: tuple[Tensor, ...] | None
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
         """One layer, one direction: x (B, T, D) -> outputs (B, T, P), final state."""
         s: CellState = state if len(state) > 1 else state[0]
         x_proj, p = self._project(x, p)  # (B, T, G): all steps in one matrix product
@@ -369,8 +400,10 @@ class _Recurrent(nn.Module):
         Unidirectional modules only.
         """
         if self.bidirectional:
-            raise ValueError("step() needs bidirectional=False: the reverse direction "
-                             "reads the sequence from its end; call forward() instead")
+            raise ValueError(
+                "step() needs bidirectional=False: the reverse direction "
+                "reads the sequence from its end; call forward() instead"
+            )
         check_input("x_t", x_t, (1, 2), self.input_size, self.weight_ih_l0)
         batched = x_t.dim() == 2
         x = x_t if batched else x_t.unsqueeze(0)  # (B, D)
@@ -413,24 +446,31 @@ def _check_lengths(lengths: object, B: int, T: int, device: torch.device) -> Ten
     """``lengths`` as an int64 tensor on ``device``, or a ValueError naming what is wrong."""
     if isinstance(lengths, Tensor):
         if lengths.device.type != "cpu" and lengths.device != device:
-            raise ValueError(f"lengths is on {lengths.device} but the input is on {device}; "
-                             f"put lengths on the CPU or on {device}")
+            raise ValueError(
+                f"lengths is on {lengths.device} but the input is on {device}; "
+                f"put lengths on the CPU or on {device}"
+            )
     else:
         try:
             lengths = torch.as_tensor(lengths)
         except (TypeError, ValueError, RuntimeError) as exc:
-            raise ValueError(f"lengths must be a 1-D tensor or list of integers, "
-                             f"got {type(lengths).__name__}") from exc
+            raise ValueError(
+                f"lengths must be a 1-D tensor or list of integers, got {type(lengths).__name__}"
+            ) from exc
     if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
         raise ValueError(f"lengths must hold integers, got dtype {lengths.dtype}")
     if lengths.dim() != 1 or lengths.numel() != B:
-        raise ValueError(f"lengths must have shape ({B},), one length per sequence, "
-                         f"got shape {tuple(lengths.shape)}")
+        raise ValueError(
+            f"lengths must have shape ({B},), one length per sequence, "
+            f"got shape {tuple(lengths.shape)}"
+        )
     bad = ((lengths < 1) | (lengths > T)).nonzero()
     if bad.numel():
         i = int(bad[0, 0])
-        raise ValueError(f"lengths must be between 1 and T={T} (the input's steps), "
-                         f"got lengths[{i}]={int(lengths[i])}")
+        raise ValueError(
+            f"lengths must be between 1 and T={T} (the input's steps), "
+            f"got lengths[{i}]={int(lengths[i])}"
+        )
     return lengths.to(device=device, dtype=torch.int64)
 
 
@@ -467,8 +507,18 @@ class RNN(_Recurrent):
         dtype: torch.dtype | None = None,
     ) -> None:
         self.nonlinearity = check_nonlinearity(nonlinearity)
-        super().__init__(input_size, hidden_size, num_layers, bias, dropout, bidirectional,
-                         batch_first, fast_path=fast_path, device=device, dtype=dtype)
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            dropout,
+            bidirectional,
+            batch_first,
+            fast_path=fast_path,
+            device=device,
+            dtype=dtype,
+        )
 
     def _vf_name(self) -> str:
         return f"rnn_{self.nonlinearity}"
@@ -517,9 +567,19 @@ class LSTM(_Recurrent):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__(input_size, hidden_size, num_layers, bias, dropout, bidirectional,
-                         batch_first, proj_size=proj_size, fast_path=fast_path, device=device,
-                         dtype=dtype)
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            dropout,
+            bidirectional,
+            batch_first,
+            proj_size=proj_size,
+            fast_path=fast_path,
+            device=device,
+            dtype=dtype,
+        )
 
     def _state_sizes(self) -> tuple[int, ...]:
         return (self.output_size, self.hidden_size)
@@ -527,8 +587,9 @@ class LSTM(_Recurrent):
     def _public_state(self, parts: tuple[Tensor, ...]) -> tuple[Tensor, Tensor]:
         return parts[0], parts[1]
 
-    def cell(self, x_proj: Tensor, state: tuple[Tensor, Tensor], p: CellParams
-             ) -> tuple[Tensor, Tensor]:
+    def cell(
+        self, x_proj: Tensor, state: tuple[Tensor, Tensor], p: CellParams
+    ) -> tuple[Tensor, Tensor]:
         return lstm_cell(x_proj, state, p.weight_hh, p.bias_hh, p.weight_hr)
 
 
@@ -558,8 +619,18 @@ class GRU(_Recurrent):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__(input_size, hidden_size, num_layers, bias, dropout, bidirectional,
-                         batch_first, fast_path=fast_path, device=device, dtype=dtype)
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            dropout,
+            bidirectional,
+            batch_first,
+            fast_path=fast_path,
+            device=device,
+            dtype=dtype,
+        )
 
     def cell(self, x_proj: Tensor, state: Tensor, p: CellParams) -> Tensor:
         return gru_cell(x_proj, state, p.weight_hh, p.bias_hh)

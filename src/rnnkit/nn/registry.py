@@ -30,7 +30,5 @@ def build_recurrent(cell: str, input_size: int, hidden_size: int, **kwargs: Any)
     ``build_recurrent("gru", 32, 64, num_layers=2)``; keyword arguments go to its constructor.
     """
     if cell not in RECURRENT:
-        raise ValueError(
-            f"unknown cell {cell!r}; choose one of {', '.join(map(repr, CELL_NAMES))}"
-        )
+        raise ValueError(f"unknown cell {cell!r}; choose one of {', '.join(map(repr, CELL_NAMES))}")
     return RECURRENT[cell](input_size, hidden_size, **kwargs)
