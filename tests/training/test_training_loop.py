@@ -348,6 +348,35 @@ def test_checkpoint_is_safetensors_and_json_and_survives_interrupted_replace(tmp
         resolve_checkpoint(tmp_path / "checkpoint")
 
 
+class _SharedStorage(nn.Module):
+    """Both kinds of shared storage: a tied weight, and views into one flat buffer
+    (what cuDNN's flatten_parameters makes of every recurrent weight on CUDA)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(5, 3)
+        self.out = nn.Linear(3, 5, bias=False)
+        self.out.weight = self.embed.weight  # tied
+        flat = torch.randn(14)
+        self.w = nn.Parameter(flat[:12].view(3, 4))  # views of one buffer, none covering it
+        self.b = nn.Parameter(flat[12:])
+
+
+def test_checkpoint_stores_tied_weights_once_and_views_of_one_buffer(tmp_path):
+    from rnnkit.training.checkpoint import load_model_weights, write_checkpoint
+
+    torch.manual_seed(0)
+    src = _SharedStorage()
+    write_checkpoint(tmp_path / "ck", model=src)
+    stored = load_file(tmp_path / "ck" / "model.safetensors")
+    assert set(stored) == {"embed.weight", "w", "b"}  # out.weight is embed.weight
+    dst = _SharedStorage()
+    load_model_weights(dst, tmp_path / "ck")
+    for name, t in src.state_dict().items():
+        assert torch.equal(dst.state_dict()[name], t), name
+    assert dst.out.weight is dst.embed.weight  # still tied after loading
+
+
 def test_missing_checkpoint_files_give_clear_error(tmp_path):
     cfg = _cfg(max_steps=2, eval_interval=0)
     Trainer(
@@ -407,3 +436,46 @@ def test_bad_config_values_are_rejected():
         Trainer(TinyLM(), lm_loss, [], config=TrainConfig(optimizer="adam"))
     with pytest.raises(UserError, match="produced no batches"):
         Trainer(TinyLM(), lm_loss, [], config=_cfg()).fit()
+
+
+# --------------------------------------------------------------------------
+# CUDA (run with -m gpu on a GPU machine)
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_training_resumes_and_checkpoint_loads_on_cpu(tmp_path):
+    """device="cuda": the loss falls, an interrupted run resumes to the same losses,
+    and the saved weights load into a CPU model."""
+    ids = _stream(1500)
+
+    def run(run_dir, loss_fn, resume=False):
+        torch.manual_seed(0)
+        model = TinyLM(dropout=0.2)  # dropout: the CUDA RNG state must be restored too
+        cfg = _cfg(max_steps=20, checkpoint_interval=5, carry_state=True, device="cuda")
+        trainer = Trainer(
+            model,
+            loss_fn,
+            StreamBatches(ids[:1300], 4, 10),
+            val_data=StreamBatches(ids[1300:], 2, 10),
+            config=cfg,
+            run_dir=run_dir,
+            resume=resume,
+        )
+        return trainer.fit(), model
+
+    full, full_model = run(tmp_path / "a", lm_loss)
+    assert next(full_model.parameters()).is_cuda
+    assert sum(full.losses[-5:]) < sum(full.losses[:5])
+    n_val = len(StreamBatches(ids[1300:], 2, 10))
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b", _Interrupt(at=13 + 3 * n_val))  # in step 13
+    resumed, resumed_model = run(tmp_path / "b", lm_loss, resume=True)
+    # cuDNN's GRU is deterministic for a fixed configuration; allow float noise anyway.
+    assert resumed.losses == pytest.approx(full.losses[12:], rel=1e-5)
+    cpu_model = TinyLM()
+    cpu_model.load_state_dict(load_file(str(tmp_path / "b" / "checkpoint" / "model.safetensors")))
+    for pa, pb in zip(cpu_model.parameters(), resumed_model.parameters(), strict=True):
+        assert not pa.is_cuda
+        torch.testing.assert_close(pa, pb.detach().cpu())

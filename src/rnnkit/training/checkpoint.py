@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file, save_model
+from safetensors.torch import load_file, save_file
 
 from rnnkit.errors import UserError
 
@@ -44,6 +44,7 @@ __all__ = [
     "flatten_state",
     "get_rng_state",
     "load_model_weights",
+    "model_tensors",
     "load_optimizer_state",
     "optimizer_state_to_files",
     "read_json",
@@ -75,6 +76,28 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def model_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """``model.state_dict()`` as safetensors can store it: CPU copies, tied tensors once.
+
+    Two cases of shared storage reach here. Tied weights (an output layer
+    sharing the embedding) are the same tensor under two names: the first
+    name is kept and ``load_model_weights`` fills the other back in. Views
+    into one buffer are different tensors: on CUDA the recurrent modules
+    (and torch.nn's) move all their weights into one flat buffer for cuDNN,
+    and safetensors' own ``save_model`` refuses those ("None is covering the
+    entire storage"). Copying every tensor to its own CPU storage handles both.
+    """
+    out: dict[str, torch.Tensor] = {}
+    seen: set[tuple[Any, ...]] = set()
+    for name, t in model.state_dict().items():
+        key = (t.device, t.data_ptr(), tuple(t.shape), t.stride(), t.dtype)
+        if t.numel() and key in seen:
+            continue  # the same tensor under another name (tied weights)
+        seen.add(key)
+        out[name] = t.detach().to("cpu", copy=True).contiguous()
+    return out
+
+
 def write_checkpoint(
     path: str | os.PathLike[str],
     *,
@@ -99,8 +122,7 @@ def write_checkpoint(
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=final.name + ".tmp-", dir=final.parent))
     try:
-        # save_model (not save_file) because tied weights share storage.
-        save_model(model, str(tmp / "model.safetensors"))
+        save_file(model_tensors(model), tmp / "model.safetensors", metadata={"format": "pt"})
         files: dict[str, Any] = {"config.json": dict(config or {})}
         files.update(extra_json or {})
         files.update(json_files or {})
