@@ -240,3 +240,35 @@ def test_errors_name_the_problem(name):
         cls(3, 4, parallel="yes")
     with pytest.raises(ValueError, match="x_t has 5 features"):
         m.step(torch.zeros(2, 5))
+
+
+# --------------------------------------------------------------------------
+# CUDA (run with -m gpu on a GPU machine)
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", MODULES)
+def test_cuda_parallel_matches_sequential_and_cpu(name):
+    """On the GPU: the parallel scan (CUDA logcumsumexp), the sequential twin and the
+    CPU module agree on outputs, final state and gradients, with h0 and lengths."""
+    torch.manual_seed(0)
+    B, T, D, H = 4, 300, 5, 6
+    cpu = MODULES[name](D, H, num_layers=2)
+    x = torch.randn(B, T, D)
+    h0 = torch.randn(2, B, H)
+    lengths = torch.tensor([300, 17, 1, 256])
+    weights = torch.randn(B, T, H)
+    results = []
+    for device, parallel in (("cpu", True), ("cuda", True), ("cuda", False)):
+        m = MODULES[name](D, H, num_layers=2, parallel=parallel).to(device)
+        m.load_state_dict(cpu.state_dict())
+        xd = x.to(device).requires_grad_()
+        hd = h0.to(device).requires_grad_()
+        out, state = m(xd, hd, lengths=lengths.to(device))
+        grads = _grads(m, xd, hd, out, state, weights.to(device))
+        results.append([t.detach().cpu() for t in (out, state, *grads)])
+    for other in results[1:]:
+        for a, b in zip(results[0], other, strict=True):
+            torch.testing.assert_close(b, a, **TOL[torch.float32])

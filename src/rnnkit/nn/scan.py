@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["parallel_scan_log", "sequential_scan"]
@@ -73,12 +74,19 @@ def parallel_scan_log(
     only ~7 digits of it, so ``A_t + (log b_s - A_s)`` loses precision when
     ``|A_t|`` is large (at ``|A_t| = 1e4`` the relative error of ``h`` is
     ~1e-3). The sequence is therefore cut into chunks of ``chunk_size``
-    steps: each chunk is scanned in parallel with ``A`` restarted at 0, and
-    the state is carried from one chunk to the next in linear space
-    (``h_0`` of chunk ``k`` is the last state of chunk ``k-1``). ``|A|``
-    stays bounded by the chunk length, and the depth is
-    ``O(T / chunk_size + log chunk_size)``. ``chunk_size=None`` scans the
-    whole sequence at once.
+    steps, and ``A`` restarts at 0 in each, so ``|A|`` stays bounded by the
+    chunk length. All chunks are scanned at once from a zero state (one call
+    on a (B * N, C, H) view, not a Python loop over chunks: on a GPU the
+    kernel count then does not grow with T); the state entering chunk ``k``
+    follows from the chunk ends by the same recurrence over the N chunks,
+
+        s_k = P_(k-1) * s_(k-1) + e_(k-1),   s_0 = h_0,
+
+    with ``P`` a chunk's whole decay ``exp(sum log a)`` and ``e`` its last
+    zero-start state, computed in linear space by ``sequential_scan`` (N
+    steps); then ``h_t = local_t + exp(A_t) * s_k`` inside chunk ``k``. The
+    depth is ``O(T / chunk_size + log chunk_size)``. ``chunk_size=None``
+    scans the whole sequence at once.
 
     Args:
         log_a: (B, T, H) logs of the decay coefficients ``a_t`` (``<= 0`` for
@@ -92,19 +100,29 @@ def parallel_scan_log(
         (B, T, H) the states ``h_1 .. h_T``.
     """
     _check(log_a, log_b, h0)
-    T = log_a.shape[1]
+    B, T, H = log_a.shape
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1 or None, got {chunk_size}")
     if chunk_size is None or chunk_size >= T:
         return _scan_chunk(log_a, log_b, h0)
-    outputs = []
-    h = h0
-    # (B, C, H) views along time; split keeps them views, no copies.
-    for la, lb in zip(log_a.split(chunk_size, 1), log_b.split(chunk_size, 1), strict=True):
-        hs = _scan_chunk(la, lb, h)
-        outputs.append(hs)
-        h = hs[:, -1]  # (B, H) carried into the next chunk
-    return torch.cat(outputs, dim=1)  # (B, T, H)
+    C = chunk_size
+    N = -(-T // C)  # chunks, the last one padded
+    pad = N * C - T
+    if pad:  # padding goes after the last step: nothing before it depends on it
+        log_a = F.pad(log_a, (0, 0, 0, pad))
+        log_b = F.pad(log_b, (0, 0, 0, pad))
+    la = log_a.reshape(B * N, C, H)  # (B*N, C, H): chunk n of row b is row b*N + n
+    # Every chunk from a zero start; A (restarted per chunk) comes back too.
+    local, a_star = _LogScan.apply(la, log_b.reshape(B * N, C, H), None, True)
+    decay = _exp(a_star)  # (B*N, C, H): exp(A_t)
+    ends = local[:, -1].reshape(B, N, H)  # e_k
+    whole = decay[:, -1].reshape(B, N, H)  # P_k
+    # s_1..s_N: the state after each chunk; s_k enters chunk k (s_0 = h_0).
+    after = sequential_scan(whole, ends, h0)  # (B, N, H), N = T / C small steps
+    first = torch.zeros_like(after[:, :1]) if h0 is None else h0.unsqueeze(1)
+    starts = torch.cat([first, after[:, :-1]], dim=1).reshape(B * N, 1, H)
+    h = (local + decay * starts).reshape(B, N * C, H)
+    return h[:, :T] if pad else h
 
 
 def _scan_chunk(log_a: Tensor, log_b: Tensor, h0: Tensor | None) -> Tensor:
@@ -154,19 +172,26 @@ class _LogScan(torch.autograd.Function):
     term: two large terms that nearly cancel, summed over T (in float32 about
     twice the error in the gradient of ``log a``, measured at T=300), and it
     keeps every intermediate alive (more memory).
+
+    With ``return_a_star=True`` it also returns ``A`` (the cumulative sum of
+    ``log a``), differentiable, for the chunked scan to reuse.
     """
 
     @staticmethod
-    def forward(ctx, log_a: Tensor, log_b: Tensor, h0: Tensor | None = None) -> Tensor:
+    def forward(
+        ctx, log_a: Tensor, log_b: Tensor, h0: Tensor | None = None, return_a_star: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
         h, a_star = _log_scan(log_a, log_b)
         if h0 is not None:
             # Step 0 of the prepended sequence: its contribution to h_t is exp(A_t) * h_0.
             h = h + _exp(a_star) * h0.unsqueeze(1)  # h0: (B, H) -> (B, 1, H)
         ctx.save_for_backward(log_a, log_b, h, h0)
-        return h
+        return (h, a_star) if return_a_star else h
 
     @staticmethod
-    def backward(ctx, grad_h: Tensor) -> tuple[Tensor | None, ...]:
+    def backward(
+        ctx, grad_h: Tensor, grad_a_star: Tensor | None = None
+    ) -> tuple[Tensor | None, ...]:
         log_a, log_b, h, h0 = ctx.saved_tensors
         B = log_a.shape[0]
         # Reversed time: g_u = c_u * g_{u-1} + grad_u with c = a shifted one step later;
@@ -191,7 +216,9 @@ class _LogScan(torch.autograd.Function):
         grad_log_a = g * a * h_prev
         grad_log_b = g * _exp(log_b)
         grad_h0 = None if h0 is None else g[:, 0] * a[:, 0]
-        return grad_log_a, grad_log_b, grad_h0
+        if grad_a_star is not None:  # A_t = sum_{s<=t} log a_s: a reversed cumulative sum
+            grad_log_a = grad_log_a + grad_a_star.flip(1).cumsum(1).flip(1)
+        return grad_log_a, grad_log_b, grad_h0, None
 
 
 def sequential_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
