@@ -91,21 +91,28 @@ def interleaved_medians(
 
 
 def sequence_methods(
-    kind: str, B: int, T: int, D: int, H: int, numpy_engine: bool
+    kind: str, B: int, T: int, D: int, H: int, numpy_engine: bool, device: str = "cpu"
 ) -> dict[str, Callable[[], object]]:
-    """forward + backward of one layer, by each method, on the same weights and input."""
+    """forward + backward of one layer, by each method, on the same weights and input.
+
+    On a GPU each call ends with ``torch.cuda.synchronize()``, so the timer
+    around it measures the kernels, not just their launch.
+    """
     ours_cls, torch_cls, _ = KINDS[kind]
     torch.manual_seed(0)
-    ref = torch_cls(D, H, batch_first=True)
-    fast, explicit = ours_cls(D, H), ours_cls(D, H, fast_path=False)
+    ref = torch_cls(D, H, batch_first=True).to(device)
+    fast, explicit = ours_cls(D, H).to(device), ours_cls(D, H, fast_path=False).to(device)
     fast.load_state_dict(ref.state_dict())
     explicit.load_state_dict(ref.state_dict())
-    x = torch.randn(B, T, D, requires_grad=True)
+    x = torch.randn(B, T, D, device=device, requires_grad=True)
+    cuda = device.startswith("cuda")
 
     def fwd_bwd(m: nn.Module) -> Callable[[], object]:
         def run() -> None:
             out, _ = m(x)
             out.sum().backward()
+            if cuda:
+                torch.cuda.synchronize(device)
 
         return run
 
@@ -114,7 +121,7 @@ def sequence_methods(
         "rnnkit fast": fwd_bwd(fast),
         "rnnkit explicit": fwd_bwd(explicit),
     }
-    if numpy_engine:
+    if numpy_engine and not cuda:
         params = {k.removesuffix("_l0"): v.detach().numpy() for k, v in ref.state_dict().items()}
         x_np = x.detach().numpy()
         d_out = np.ones((B, T, H), dtype=np.float32)
@@ -192,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
         help="where to write the markdown table",
     )
     ap.add_argument("--no-write", action="store_true", help="print only")
+    ap.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu, or cuda / cuda:N: sequence timings on a GPU (no NumPy engine, no step())",
+    )
     ap.add_argument("--note", default="", help="a sentence for the markdown (e.g. the load)")
     args = ap.parse_args(argv)
 
@@ -202,6 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         raise SystemExit(f"error: --kinds takes lstm and gru, got {', '.join(bad)}")
     shapes = parse_shapes(args.shapes)
+    if args.device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise SystemExit(f"error: --device {args.device} but torch sees no CUDA device")
+        args.no_numpy, args.no_step = True, True
+        gpu = f"timed on {torch.cuda.get_device_name(args.device)} (CUDA {torch.version.cuda})"
+        args.note = f"{gpu}; {args.note}" if args.note else gpu
     if args.threads:
         torch.set_num_threads(args.threads)
     malloc = False if args.no_malloc_tuning else tune_malloc()
@@ -210,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[tuple[str, str, str, float, float]] = []  # kind, shape, method, seconds, ratio
     for kind in kinds:
         for B, T, D, H in shapes:
-            fns = sequence_methods(kind, B, T, D, H, numpy_engine=not args.no_numpy)
+            fns = sequence_methods(
+                kind, B, T, D, H, numpy_engine=not args.no_numpy, device=args.device
+            )
             med = interleaved_medians(fns, warmup, repeats)
             shape = f"B={B} T={T} D={D} H={H}"
             for name, sec in med.items():

@@ -21,7 +21,12 @@ pass needed (activations saved for backward, gradients, temporaries),
 including allocator slack, at page granularity. It is what the OS had to
 provide, not torch's own bookkeeping; Linux only.
 
-Run: ``python benchmarks/scan_speed.py [--lengths 256,1024,4096] [--threads N]``.
+On a GPU (``--device cuda``) every timed run ends with ``torch.cuda.synchronize()``
+and peak memory is CUDA's own count: ``torch.cuda.max_memory_allocated()``
+during one forward + backward minus the memory allocated before it, in the
+same process (the caching allocator's peak of live tensors, not its reserve).
+
+Run: ``python benchmarks/scan_speed.py [--lengths 256,1024,4096] [--threads N] [--device cuda]``.
 """
 
 from __future__ import annotations
@@ -42,11 +47,17 @@ from rnnkit.nn import MinGRU
 METHODS = ("parallel", "sequential", "step loop", "nn.GRU")
 
 
-def build(method: str, D: int, H: int) -> torch.nn.Module:
+def build(method: str, D: int, H: int, device: str = "cpu") -> torch.nn.Module:
     torch.manual_seed(0)
     if method == "nn.GRU":
-        return torch.nn.GRU(D, H, batch_first=True)
-    return MinGRU(D, H, parallel=method == "parallel")
+        return torch.nn.GRU(D, H, batch_first=True).to(device)
+    return MinGRU(D, H, parallel=method == "parallel").to(device)
+
+
+def sync(device: str) -> None:
+    """Wait for the GPU's queued work, so a timer around it measures the work itself."""
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
 
 
 def fwd_bwd(model: torch.nn.Module, x: torch.Tensor, step_loop: bool = False) -> None:
@@ -61,12 +72,13 @@ def fwd_bwd(model: torch.nn.Module, x: torch.Tensor, step_loop: bool = False) ->
     out.sum().backward()
 
 
-def time_all(B: int, T: int, D: int, H: int, repeats: int) -> dict[str, float]:
+def time_all(B: int, T: int, D: int, H: int, repeats: int, device: str = "cpu") -> dict[str, float]:
     """Median seconds of one forward + backward per method, interleaved."""
-    models = {m: build(m, D, H) for m in METHODS}
-    x = torch.randn(B, T, D, requires_grad=True)
-    for m, model in models.items():  # warm-up: first-call allocations, oneDNN setup
+    models = {m: build(m, D, H, device) for m in METHODS}
+    x = torch.randn(B, T, D, device=device, requires_grad=True)
+    for m, model in models.items():  # warm-up: first-call allocations, oneDNN/cuDNN setup
         fwd_bwd(model, x, m == "step loop")
+    sync(device)
     times: dict[str, list[float]] = {m: [] for m in METHODS}
     for r in range(repeats):
         k = r % len(METHODS)
@@ -74,8 +86,10 @@ def time_all(B: int, T: int, D: int, H: int, repeats: int) -> dict[str, float]:
         for m in order:
             models[m].zero_grad(set_to_none=True)
             x.grad = None
+            sync(device)
             t0 = time.perf_counter()
             fwd_bwd(models[m], x, m == "step loop")
+            sync(device)
             times[m].append(time.perf_counter() - t0)
     return {m: statistics.median(v) for m, v in times.items()}
 
@@ -94,6 +108,21 @@ def memory_child(method: str, B: int, T: int, D: int, H: int) -> None:
     before = _status_kib("VmRSS")
     fwd_bwd(model, x, method == "step loop")
     print(json.dumps({"extra": (_status_kib("VmHWM") - before) * 1024}))
+
+
+def cuda_peak_memory(method: str, B: int, T: int, D: int, H: int, device: str) -> str:
+    """Extra CUDA memory (MB) of one forward + backward: the allocator's peak of live tensors."""
+    model = build(method, D, H, device)
+    x = torch.randn(B, T, D, device=device, requires_grad=True)
+    sync(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    fwd_bwd(model, x, method == "step loop")
+    sync(device)
+    extra = torch.cuda.max_memory_allocated(device) - before
+    del model, x
+    torch.cuda.empty_cache()
+    return f"{extra / 2**20:.0f}"
 
 
 def peak_memory(method: str, B: int, T: int, D: int, H: int, threads: int) -> str:
@@ -127,8 +156,11 @@ def main() -> None:
     p.add_argument("--hidden-size", type=int, default=256, help="H")
     p.add_argument("--repeats", type=int, default=7, help="timed runs per method and T")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    p.add_argument("--device", default="cpu", help="cpu, or cuda / cuda:N for a GPU")
     p.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"error: --device {args.device} but torch sees no CUDA device")
     if args.threads:
         torch.set_num_threads(args.threads)
     # Vanishing gradients pass through denormal floats, ~100x slower on x86; flushed for
@@ -148,6 +180,8 @@ def main() -> None:
             (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")),
             platform.processor(),
         )
+    if args.device.startswith("cuda"):
+        cpu = f"{torch.cuda.get_device_name(args.device)} (GPU), host {cpu}"
     print(
         f"# {cpu}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads; B={B} D={D} H={H}, forward+backward, "
@@ -161,8 +195,11 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for T in lengths:
         reps = args.repeats if T <= 1024 else max(3, args.repeats // 2)
-        t = time_all(B, T, D, H, reps)
-        mem = [peak_memory(m, B, T, D, H, torch.get_num_threads()) for m in METHODS]
+        t = time_all(B, T, D, H, reps, args.device)
+        if args.device.startswith("cuda"):
+            mem = [cuda_peak_memory(m, B, T, D, H, args.device) for m in METHODS]
+        else:
+            mem = [peak_memory(m, B, T, D, H, torch.get_num_threads()) for m in METHODS]
         ms = " | ".join(f"{t[m] * 1e3:.1f}" for m in METHODS)
         ratios = " | ".join(f"{t[m] / t['parallel']:.2f}x" for m in METHODS[1:])
         print(f"| {T} | {ms} | {ratios} | {' / '.join(mem)} |", flush=True)
