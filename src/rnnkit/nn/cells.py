@@ -362,3 +362,35 @@ class GRUCell(_CellBase):
         x2, h = self._prepare(x, state)
         h = gru_cell(self.project(x2), h, self.weight_hh, self.bias_hh)
         return h if x.dim() == 2 else h.squeeze(0)
+
+
+def check_lengths(lengths: object, B: int, T: int, device: torch.device) -> Tensor:
+    """``lengths`` as an int64 tensor on ``device``, or a ValueError naming what is wrong."""
+    if isinstance(lengths, Tensor):
+        if lengths.device.type != "cpu" and lengths.device != device:
+            raise ValueError(
+                f"lengths is on {lengths.device} but the input is on {device}; "
+                f"put lengths on the CPU or on {device}"
+            )
+    else:
+        try:
+            lengths = torch.as_tensor(lengths)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(
+                f"lengths must be a 1-D tensor or list of integers, got {type(lengths).__name__}"
+            ) from exc
+    if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+        raise ValueError(f"lengths must hold integers, got dtype {lengths.dtype}")
+    if lengths.dim() != 1 or lengths.numel() != B:
+        raise ValueError(
+            f"lengths must have shape ({B},), one length per sequence, "
+            f"got shape {tuple(lengths.shape)}"
+        )
+    bad = ((lengths < 1) | (lengths > T)).nonzero()
+    if bad.numel():
+        i = int(bad[0, 0])
+        raise ValueError(
+            f"lengths must be between 1 and T={T} (the input's steps), "
+            f"got lengths[{i}]={int(lengths[i])}"
+        )
+    return lengths.to(device=device, dtype=torch.int64)

@@ -33,8 +33,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.nn.cells import check_dropout, check_input, check_size, check_state_shape
-from rnnkit.nn.recurrent import _check_lengths
+from rnnkit.nn.cells import (
+    check_dropout,
+    check_input,
+    check_lengths,
+    check_size,
+    check_state_shape,
+)
 from rnnkit.nn.scan import parallel_scan_log, sequential_scan
 
 __all__ = ["MinGRU", "MinLSTM", "g", "log_g"]
@@ -203,7 +208,7 @@ class _MinRNN(nn.Module):
         h0 = self._check_state(state, B, batched, x)  # (L, B, H)
         valid = None
         if lengths is not None:
-            lengths = _check_lengths(lengths, B, T, x.device)
+            lengths = check_lengths(lengths, B, T, x.device)
             if not bool((lengths == T).all()):
                 valid = (torch.arange(T, device=x.device) < lengths[:, None]).unsqueeze(-1)
                 # valid: (B, T, 1), True at real steps

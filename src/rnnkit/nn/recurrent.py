@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from rnnkit.nn.cells import (
     check_dropout,
     check_input,
+    check_lengths,
     check_nonlinearity,
     check_size,
     check_state_shape,
@@ -287,7 +288,7 @@ class _Recurrent(nn.Module):
             raise ValueError(f"input has no time steps (shape {tuple(x.shape)})")
         hx = self._check_state(state, B, batched, x)
         if lengths is not None:
-            lengths = _check_lengths(lengths, B, T, x.device)
+            lengths = check_lengths(lengths, B, T, x.device)
             if bool((lengths == T).all()):
                 lengths = None  # nothing is padded
 
@@ -440,38 +441,6 @@ def _reverse_time(x: Tensor, rev: Tensor | None) -> Tensor:
     if rev is None:
         return x.flip(1)
     return x.gather(1, rev.unsqueeze(-1).expand_as(x))
-
-
-def _check_lengths(lengths: object, B: int, T: int, device: torch.device) -> Tensor:
-    """``lengths`` as an int64 tensor on ``device``, or a ValueError naming what is wrong."""
-    if isinstance(lengths, Tensor):
-        if lengths.device.type != "cpu" and lengths.device != device:
-            raise ValueError(
-                f"lengths is on {lengths.device} but the input is on {device}; "
-                f"put lengths on the CPU or on {device}"
-            )
-    else:
-        try:
-            lengths = torch.as_tensor(lengths)
-        except (TypeError, ValueError, RuntimeError) as exc:
-            raise ValueError(
-                f"lengths must be a 1-D tensor or list of integers, got {type(lengths).__name__}"
-            ) from exc
-    if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
-        raise ValueError(f"lengths must hold integers, got dtype {lengths.dtype}")
-    if lengths.dim() != 1 or lengths.numel() != B:
-        raise ValueError(
-            f"lengths must have shape ({B},), one length per sequence, "
-            f"got shape {tuple(lengths.shape)}"
-        )
-    bad = ((lengths < 1) | (lengths > T)).nonzero()
-    if bad.numel():
-        i = int(bad[0, 0])
-        raise ValueError(
-            f"lengths must be between 1 and T={T} (the input's steps), "
-            f"got lengths[{i}]={int(lengths[i])}"
-        )
-    return lengths.to(device=device, dtype=torch.int64)
 
 
 class RNN(_Recurrent):
