@@ -8,6 +8,9 @@ For each T, forward + backward of one layer (B=8, D=H=256 by default) of
 - ``step loop``:  the same module's ``step()`` called T times (projection inside the
                   loop): the paper's "sequential mode", what a naive training loop does,
 - ``nn.GRU``:     torch.nn.GRU with the same D and H (ATen's fused CPU kernel),
+- ``no scan``:    the parallel module's projection and log-space gates with the scan
+                  left out: a floor for any scan, so ``sequential / no scan`` is the
+                  most that ``sequential / parallel`` could reach,
 
 timed in one process with all methods interleaved (A B C D A B C D ...), after
 a warm-up, reporting medians and ratios. glibc's allocator is tuned and
@@ -44,14 +47,14 @@ import torch
 
 from rnnkit.nn import MinGRU
 
-METHODS = ("parallel", "sequential", "step loop", "nn.GRU")
+METHODS = ("parallel", "sequential", "step loop", "nn.GRU", "no scan")
 
 
 def build(method: str, D: int, H: int, device: str = "cpu") -> torch.nn.Module:
     torch.manual_seed(0)
     if method == "nn.GRU":
         return torch.nn.GRU(D, H, batch_first=True).to(device)
-    return MinGRU(D, H, parallel=method == "parallel").to(device)
+    return MinGRU(D, H, parallel=method != "sequential").to(device)
 
 
 def sync(device: str) -> None:
@@ -60,8 +63,15 @@ def sync(device: str) -> None:
         torch.cuda.synchronize(device)
 
 
-def fwd_bwd(model: torch.nn.Module, x: torch.Tensor, step_loop: bool = False) -> None:
-    if step_loop:
+def fwd_bwd(model: torch.nn.Module, x: torch.Tensor, method: str) -> None:
+    if method == "no scan":
+        # Everything but the recurrence: the projection and the log-space gates, then
+        # b_t (plus log a_t, so both get a gradient) in place of h_t. No scan, however
+        # fast, can make a MinGRU layer cheaper than this.
+        w, b = model.layer_params(0)
+        log_a, log_b = model.log_coefficients(torch.nn.functional.linear(x, w, b))
+        out = log_b.exp() + log_a
+    elif method == "step loop":
         state, ys = None, []
         for x_t in x.unbind(1):  # (B, D) per step
             y, state = model.step(x_t, state)
@@ -77,7 +87,7 @@ def time_all(B: int, T: int, D: int, H: int, repeats: int, device: str = "cpu") 
     models = {m: build(m, D, H, device) for m in METHODS}
     x = torch.randn(B, T, D, device=device, requires_grad=True)
     for m, model in models.items():  # warm-up: first-call allocations, oneDNN/cuDNN setup
-        fwd_bwd(model, x, m == "step loop")
+        fwd_bwd(model, x, m)
     sync(device)
     times: dict[str, list[float]] = {m: [] for m in METHODS}
     for r in range(repeats):
@@ -88,7 +98,7 @@ def time_all(B: int, T: int, D: int, H: int, repeats: int, device: str = "cpu") 
             x.grad = None
             sync(device)
             t0 = time.perf_counter()
-            fwd_bwd(models[m], x, m == "step loop")
+            fwd_bwd(models[m], x, m)
             sync(device)
             times[m].append(time.perf_counter() - t0)
     return {m: statistics.median(v) for m, v in times.items()}
@@ -106,7 +116,7 @@ def memory_child(method: str, B: int, T: int, D: int, H: int) -> None:
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset the peak RSS (VmHWM) to the current RSS (Linux >= 4.0)
     before = _status_kib("VmRSS")
-    fwd_bwd(model, x, method == "step loop")
+    fwd_bwd(model, x, method)
     print(json.dumps({"extra": (_status_kib("VmHWM") - before) * 1024}))
 
 
@@ -117,7 +127,7 @@ def cuda_peak_memory(method: str, B: int, T: int, D: int, H: int, device: str) -
     sync(device)
     torch.cuda.reset_peak_memory_stats(device)
     before = torch.cuda.memory_allocated(device)
-    fwd_bwd(model, x, method == "step loop")
+    fwd_bwd(model, x, method)
     sync(device)
     extra = torch.cuda.max_memory_allocated(device) - before
     del model, x
@@ -188,21 +198,24 @@ def main() -> None:
         f"median of {args.repeats} interleaved runs\n"
     )
     print(
-        "| T | parallel ms | sequential ms | step loop ms | nn.GRU ms | sequential / parallel "
-        "| step loop / parallel | nn.GRU / parallel "
+        "| T | parallel ms | sequential ms | step loop ms | nn.GRU ms | no scan ms "
+        "| sequential / parallel | step loop / parallel | nn.GRU / parallel "
+        "| sequential / no scan (ceiling) "
         "| peak extra MB: parallel / sequential / step loop / nn.GRU |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for T in lengths:
         reps = args.repeats if T <= 1024 else max(3, args.repeats // 2)
         t = time_all(B, T, D, H, reps, args.device)
+        measured = METHODS[:4]  # memory: not for the no-scan floor
         if args.device.startswith("cuda"):
-            mem = [cuda_peak_memory(m, B, T, D, H, args.device) for m in METHODS]
+            mem = [cuda_peak_memory(m, B, T, D, H, args.device) for m in measured]
         else:
-            mem = [peak_memory(m, B, T, D, H, torch.get_num_threads()) for m in METHODS]
+            mem = [peak_memory(m, B, T, D, H, torch.get_num_threads()) for m in measured]
         ms = " | ".join(f"{t[m] * 1e3:.1f}" for m in METHODS)
-        ratios = " | ".join(f"{t[m] / t['parallel']:.2f}x" for m in METHODS[1:])
-        print(f"| {T} | {ms} | {ratios} | {' / '.join(mem)} |", flush=True)
+        ratios = " | ".join(f"{t[m] / t['parallel']:.2f}x" for m in measured[1:])
+        ceiling = f"{t['sequential'] / t['no scan']:.2f}x"
+        print(f"| {T} | {ms} | {ratios} | {ceiling} | {' / '.join(mem)} |", flush=True)
 
 
 if __name__ == "__main__":
