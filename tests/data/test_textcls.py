@@ -168,6 +168,33 @@ def test_word_tokenizer_vocabulary_and_round_trip():
         WordTokenizer(min_freq=9).fit(texts)
 
 
+def test_word_tokenizer_splits_unknown_words_into_pieces():
+    texts = ["a gripping film", "a charming film", "funny and charming", "boring and dull"] * 3
+    texts += ["grip", "charm", "bore", "fun"]  # seen once: below min_freq, so split too
+    tok = build_tokenizer("word", min_freq=2, oov_pieces=60).fit(texts)
+    plain = WordTokenizer(min_freq=2).fit(texts)
+    assert tok.itos_[: len(plain)] == plain.itos_  # the words keep their ids
+    pieces = tok.itos_[len(plain) :]
+    assert pieces and all(p not in plain.stoi_ for p in pieces)
+    # An unseen word is its pieces, not <unk>; known words are untouched.
+    ids = tok.encode("a gripping refilming film")
+    assert UNK_ID not in ids and len(ids) > 4
+    assert ids[:2] == plain.encode("a gripping") and ids[-1] == plain.stoi_["film"]
+    split = [tok.itos_[i] for i in ids[2:-1]]
+    assert split[0][:2] != "##" and all(p.startswith("##") for p in split[1:])
+    assert tok.decode(ids) == "a gripping refilming film"  # pieces joined back
+    # Each piece carries its whole word's span (explanations highlight words).
+    text = "Refilming film"
+    ids2, spans = tok.encode_with_spans(text)
+    assert ids2 == tok.encode(text) and spans[: len(split)] == [(0, 9)] * len(split)
+    # Saved with the model (the WordPiece model inside tokenizer.json) and loaded back.
+    again = tokenizer_from_dict(json.loads(json.dumps(tok.to_dict())))
+    assert again.itos_ == tok.itos_ and again.encode("a gripping refilming film") == ids
+    assert "pieces" not in plain.to_dict()  # off by default: the old format
+    with pytest.raises(UserError, match="oov_pieces must be >= 0"):
+        WordTokenizer(oov_pieces=-1).fit(texts)
+
+
 def test_subword_tokenizer_round_trip_and_save():
     texts = ["a gripping, funny film", "a dull and boring film", "funny and warm"] * 20
     tok = build_tokenizer("subword", subword_vocab_size=300)

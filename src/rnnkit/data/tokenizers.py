@@ -10,6 +10,10 @@ Both are fitted on the training split only and saved with the model as JSON
   (``don't`` stays one word, ``'s`` and ``n't`` too), optional lower-casing,
   a vocabulary of the words seen at least ``min_freq`` times, the ``max_size``
   most frequent kept (ties broken alphabetically, so fitting is deterministic).
+  With ``oov_pieces=N`` a word outside the vocabulary is not ``<unk>`` but
+  split into word pieces (``blundering`` -> ``blunder ##ing``) by a WordPiece
+  model of N pieces fitted on the training words: rare training words train
+  the pieces, and unseen words at test time keep their stem and affixes.
 - :class:`SubwordTokenizer`: Hugging Face ``tokenizers`` byte-level BPE
   (Sennrich et al. 2016; GPT-2's byte-level variant), so every text encodes
   without ``<unk>`` and ``decode(encode(text))`` gives the (normalised) text back.
@@ -53,20 +57,31 @@ class WordTokenizer:
         lowercase: lower-case before splitting.
         min_freq: keep words seen at least this often in the training texts.
         max_size: keep at most this many words (most frequent first); 0 = no limit.
+        oov_pieces: 0 maps every other word to ``<unk>``; N > 0 splits it into
+            pieces of a WordPiece model (Hugging Face ``tokenizers``; Schuster &
+            Nakajima 2012, as in BERT) of about N pieces, trained on the distinct
+            training words. A word-initial piece that is also a vocabulary word
+            shares its id; the other pieces get ids after the words.
 
     Attributes (after ``fit``):
-        itos_: the tokens, index = id (``itos_[0] == "<pad>"``, ``itos_[1] == "<unk>"``).
+        itos_: the tokens, index = id (``itos_[0] == "<pad>"``, ``itos_[1] == "<unk>"``);
+            continuation pieces start with ``##``.
         stoi_: token -> id.
     """
 
     kind = "word"
 
-    def __init__(self, *, lowercase: bool = True, min_freq: int = 1, max_size: int = 0) -> None:
+    def __init__(
+        self, *, lowercase: bool = True, min_freq: int = 1, max_size: int = 0, oov_pieces: int = 0
+    ) -> None:
         self.lowercase = lowercase
         self.min_freq = min_freq
         self.max_size = max_size
+        self.oov_pieces = oov_pieces
         self.itos_: list[str] = []
         self.stoi_: dict[str, int] = {}
+        self.pieces_: Any = None  # the fitted WordPiece model (tokenizers.Tokenizer) or None
+        self._split_cache: dict[str, list[int]] = {}
 
     def tokenize(self, text: str) -> list[str]:
         return [m.group() for m in self._matches(text)]
@@ -80,6 +95,8 @@ class WordTokenizer:
             raise UserError(f"data.min_freq must be >= 1, got {self.min_freq}")
         if self.max_size < 0:
             raise UserError(f"data.max_vocab must be >= 0 (0 = no limit), got {self.max_size}")
+        if self.oov_pieces < 0:
+            raise UserError(f"data.oov_pieces must be >= 0 (0 = off), got {self.oov_pieces}")
         counts: Counter[str] = Counter()
         for text in texts:
             counts.update(self.tokenize(text))
@@ -98,7 +115,54 @@ class WordTokenizer:
             )
         self.itos_ = [PAD, UNK, *words]
         self.stoi_ = {w: i for i, w in enumerate(self.itos_)}
+        self.pieces_, self._split_cache = None, {}
+        if self.oov_pieces:
+            self._fit_pieces(sorted(counts))
         return self
+
+    def _fit_pieces(self, words: list[str]) -> None:
+        """Train the WordPiece model on the distinct training words; add its pieces."""
+        from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+        wp = Tokenizer(models.WordPiece(unk_token=UNK, max_input_chars_per_word=64))
+        wp.pre_tokenizer = pre_tokenizers.WhitespaceSplit()  # one word per line, kept whole
+        trainer = trainers.WordPieceTrainer(
+            vocab_size=self.oov_pieces, special_tokens=[UNK], show_progress=False
+        )
+        # Each distinct word once: pieces model the make-up of word types (stems and
+        # affixes), not the frequency of a few common words.
+        wp.train_from_iterator(words, trainer=trainer)
+        # The trained alphabet is positional: a letter seen only at the start of
+        # words has no "##" form, and a word needing it would become <unk> whole.
+        vocab = wp.get_vocab()
+        singles = {p.removeprefix("##") for p in vocab if len(p.removeprefix("##")) == 1}
+        for c in sorted(singles):
+            for form in (c, "##" + c):
+                vocab.setdefault(form, len(vocab))
+        wp.model = models.WordPiece(vocab, unk_token=UNK, max_input_chars_per_word=64)
+        self._set_pieces(wp)
+
+    def _set_pieces(self, wp: Any) -> None:
+        self.pieces_ = wp
+        for piece, _ in sorted(wp.get_vocab().items(), key=lambda kv: kv[1]):
+            if piece != UNK and piece not in self.stoi_:
+                self.stoi_[piece] = len(self.itos_)
+                self.itos_.append(piece)
+
+    def _ids(self, token: str) -> list[int]:
+        """The id of a vocabulary word, else its pieces' ids (or ``[<unk>]``)."""
+        i = self.stoi_.get(token)
+        if i is not None:
+            return [i]
+        if self.pieces_ is None:
+            return [UNK_ID]
+        ids = self._split_cache.get(token)
+        if ids is None:
+            pieces = self.pieces_.encode(token).tokens or [UNK]
+            ids = [self.stoi_.get(p, UNK_ID) for p in pieces]
+            if len(self._split_cache) < 100_000:
+                self._split_cache[token] = ids
+        return ids
 
     def __len__(self) -> int:
         return len(self.itos_)
@@ -109,41 +173,67 @@ class WordTokenizer:
 
     def encode(self, text: str) -> list[int]:
         self._check_fitted()
-        get = self.stoi_.get
-        return [get(t, UNK_ID) for t in self.tokenize(text)]
+        if self.pieces_ is None:
+            get = self.stoi_.get
+            return [get(t, UNK_ID) for t in self.tokenize(text)]
+        return [i for t in self.tokenize(text) for i in self._ids(t)]
 
     def encode_with_spans(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
         """Ids and each token's (start, end) character span in ``text``.
 
         Lower-casing keeps string length for almost all text; where it does not
-        (e.g. 'İ'), spans are computed on the lower-cased string.
+        (e.g. 'İ'), spans are computed on the lower-cased string. The pieces of a
+        split word each get the whole word's span.
         """
         self._check_fitted()
-        ms = list(self._matches(text))
-        return [self.stoi_.get(m.group(), UNK_ID) for m in ms], [m.span() for m in ms]
+        ids, spans = [], []
+        for m in self._matches(text):
+            piece_ids = self._ids(m.group())
+            ids += piece_ids
+            spans += [m.span()] * len(piece_ids)
+        return ids, spans
 
     def decode(self, ids: Iterable[int]) -> str:
-        """Tokens joined by single spaces (the inverse of ``encode`` up to spacing)."""
+        """Tokens joined by single spaces, pieces joined back into their word
+        (the inverse of ``encode`` up to spacing)."""
         self._check_fitted()
-        return " ".join(self.itos_[i] for i in ids if i != PAD_ID)
+        return " ".join(self.itos_[i] for i in ids if i != PAD_ID).replace(" ##", "")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "kind": self.kind,
             "lowercase": self.lowercase,
             "min_freq": self.min_freq,
             "max_size": self.max_size,
             "itos": self.itos_,
         }
+        if self.pieces_ is not None:
+            d["oov_pieces"] = self.oov_pieces
+            d["pieces"] = self.pieces_.to_str()  # the library's own JSON format
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> WordTokenizer:
         itos = d.get("itos")
         if not isinstance(itos, list) or itos[:2] != [PAD, UNK]:
             raise UserError("tokenizer.json is malformed (bad 'itos'); the checkpoint is damaged")
-        tok = cls(lowercase=bool(d["lowercase"]), min_freq=d["min_freq"], max_size=d["max_size"])
+        tok = cls(
+            lowercase=bool(d["lowercase"]),
+            min_freq=d["min_freq"],
+            max_size=d["max_size"],
+            oov_pieces=int(d.get("oov_pieces", 0)),
+        )
         tok.itos_ = list(itos)
         tok.stoi_ = {w: i for i, w in enumerate(itos)}
+        if "pieces" in d:
+            from tokenizers import Tokenizer
+
+            try:
+                tok.pieces_ = Tokenizer.from_str(d["pieces"])
+            except Exception as exc:  # the library raises a bare Exception on bad JSON
+                raise UserError(
+                    f"tokenizer.json is malformed ({exc}); the checkpoint is damaged"
+                ) from exc
         return tok
 
 
@@ -256,10 +346,13 @@ def build_tokenizer(
     min_freq: int = 1,
     max_size: int = 0,
     subword_vocab_size: int = 8000,
+    oov_pieces: int = 0,
 ) -> Tokenizer:
     """An unfitted tokenizer: ``kind`` is ``"word"`` or ``"subword"``."""
     if kind == "word":
-        return WordTokenizer(lowercase=lowercase, min_freq=min_freq, max_size=max_size)
+        return WordTokenizer(
+            lowercase=lowercase, min_freq=min_freq, max_size=max_size, oov_pieces=oov_pieces
+        )
     if kind == "subword":
         return SubwordTokenizer(
             vocab_size=subword_vocab_size, lowercase=lowercase, min_freq=max(2, min_freq)

@@ -102,6 +102,9 @@ class SentimentDataConfig:
     min_freq: int = 1  # words seen fewer times in training map to <unk>
     max_vocab: int = 30000  # 0 = no limit (word level)
     subword_vocab_size: int = 8000
+    # word tokenizer: split words outside the vocabulary into pieces of a WordPiece
+    # model of about this many pieces instead of mapping them to <unk> (0 = off)
+    oov_pieces: int = 0
     max_len: int = 400  # tokens kept per text: the first and last max_len/2 of longer ones
     batch_size: int = 32
     class_weights: str = "none"  # none | balanced: weight_c = N / (C * N_c) in the loss
@@ -422,6 +425,7 @@ class SentimentClassifier:
             min_freq=d.min_freq,
             max_size=d.max_vocab,
             subword_vocab_size=d.subword_vocab_size,
+            oov_pieces=d.oov_pieces,
         )
         self.tokenizer_ = tok.fit(texts())  # streamed: texts() is a fresh iterator
 
