@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from rnnkit.models.text_classifier import (
 )
 from rnnkit.pipelines import sentiment
 from rnnkit.pipelines.sentiment import SentimentClassifier, classification_report, make_loss
+from rnnkit.training import read_metrics
 
 POS = [
     "a gripping , funny film",
@@ -330,6 +332,48 @@ def test_cli_end_to_end_on_a_tiny_tsv(tiny_tsv: Path, tmp_path: Path, capsys, mo
                      "--html", "why.html", "--color", "never"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "most influential" in out and "<span" in (tmp_path / "why.html").read_text()
+
+
+def test_killed_training_resumes_to_the_same_model(tiny_tsv: Path, tmp_path: Path, monkeypatch):
+    """An interrupt in the middle of step 9 loses at most the steps since the last
+    checkpoint; --resume then ends with exactly the model of an uninterrupted run."""
+    cfg = tiny_config(**{
+        "epochs": 0, "train.max_steps": 12, "train.checkpoint_interval": 5,
+        "evals_per_epoch": 0, "train.eval_interval": 4, "model.dropout": 0.3,
+        "adversarial_eps": 0.5, "data.source": str(tiny_tsv),
+        "data.val_source": str(tiny_tsv),
+    })  # fmt: skip
+    full = sentiment.train(replace(cfg, run_dir=str(tmp_path / "a")))
+
+    real_make_loss = sentiment.make_loss
+
+    def make_interrupting_loss(*args, **kw):
+        loss_fn, calls = real_make_loss(*args, **kw), [0]
+
+        def loss(*a, **k):
+            calls[0] += 1
+            if calls[0] == 9:
+                raise KeyboardInterrupt  # a kill in the middle of step 9
+            return loss_fn(*a, **k)
+
+        return loss
+
+    run_b = replace(cfg, run_dir=str(tmp_path / "b"))
+    monkeypatch.setattr(sentiment, "make_loss", make_interrupting_loss)
+    with pytest.raises(KeyboardInterrupt):
+        sentiment.train(run_b)
+    monkeypatch.setattr(sentiment, "make_loss", real_make_loss)
+    state = json.loads((tmp_path / "b" / "checkpoint" / "trainer_state.json").read_text())
+    assert 5 <= state["step"] <= 8  # at most the work since the last checkpoint is lost
+    resumed = sentiment.train(run_b, resume=True)
+    assert resumed.result_.step == full.result_.step == 12
+    texts = POS + NEG + ["an unseen , gripping mess"]
+    assert np.array_equal(resumed.predict_proba(texts), full.predict_proba(texts))
+    losses = [
+        [r["loss"] for r in read_metrics(tmp_path / run / "metrics.jsonl") if "loss" in r]
+        for run in ("a", "b")
+    ]
+    assert losses[0] == losses[1]
 
 
 def test_cli_bad_inputs_are_one_line_errors(tiny_tsv: Path, tmp_path: Path, capsys, fitted):
