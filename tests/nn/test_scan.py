@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from rnnkit.nn import scan
 from rnnkit.nn.scan import parallel_scan_log, sequential_scan
 
 # float64 checks the algebra tightly. float32 checks that the log-space route keeps ~4 digits:
@@ -62,8 +63,13 @@ def test_initial_state_enters_once():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("T", [1, 7, 300])
 @pytest.mark.parametrize("h0_kind", ["none", "random", "zeros"])
-@pytest.mark.parametrize("chunk_size", [None, 64])
-def test_parallel_matches_sequential_outputs_and_gradients(dtype, T, h0_kind, chunk_size):
+@pytest.mark.parametrize("chunk_size", [None, 64, "at once"])
+def test_parallel_matches_sequential_outputs_and_gradients(
+    dtype, T, h0_kind, chunk_size, monkeypatch
+):
+    if chunk_size == "at once":  # the GPU's way of running chunks, here on the CPU
+        monkeypatch.setattr(scan, "_scan_chunks_in_turn", scan._scan_chunks_at_once)
+        chunk_size = 64
     log_a, log_b, h0 = _inputs(3, T, 5, dtype, seed=T)
     h0 = {"none": None, "random": h0, "zeros": torch.zeros_like(h0)}[h0_kind]
     leaves = [log_a, log_b] + ([h0] if h0 is not None else [])
@@ -90,6 +96,10 @@ def test_gradcheck_against_finite_differences():
     assert torch.autograd.gradcheck(
         lambda la, lb, h: parallel_scan_log(la, lb, h, chunk_size=4), (log_a, log_b, h0)
     )
+    for h in (h0, None):  # all chunks at once (the GPU's way), 6 steps in chunks of 4 + pad
+        assert torch.autograd.gradcheck(
+            lambda la, lb, h=h: scan._scan_chunks_at_once(la, lb, h, 4), (log_a, log_b)
+        )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
