@@ -45,11 +45,24 @@ def plot_curves(
             smooth.append(ema)
         ax.plot(steps, smooth, color="tab:blue", lw=1.5, label="train (EMA 0.95)")
         ax_g.plot(steps, [r.get("grad_norm", float("nan")) for r in train], lw=0.8, color="gray")
-    for key in sorted({k for r in evals for k in r if k not in ("kind", "step", "time")}):
+    # Losses share the training loss's axis; other metrics (BLEU, accuracy, WER, ...)
+    # have their own scale and go on a second axis at the right.
+    keys = sorted({k for r in evals for k in r if k not in ("kind", "step", "time")})
+    ax_m = ax.twinx() if any("loss" not in k for k in keys) else None
+    colors = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"][1:] * 3)
+    for key in keys:
         pts = [(r["step"], r[key]) for r in evals if key in r]
-        ax.plot(*zip(*pts, strict=True), marker="o", ms=3, lw=1.5, label=key)
+        target, style = (ax, "-") if "loss" in key or ax_m is None else (ax_m, "--")
+        target.plot(
+            *zip(*pts, strict=True), style, marker="o", ms=3, lw=1.5, label=key, color=next(colors)
+        )
     ax.set_ylabel("loss")
-    ax.legend()
+    handles, labels = ax.get_legend_handles_labels()
+    if ax_m is not None:
+        ax_m.set_ylabel("validation metrics (dashed)")
+        more = ax_m.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    ax.legend(handles, labels)
     ax.grid(alpha=0.3)
     ax_g.set_ylabel("grad norm\n(pre-clip)")
     ax_g.set_xlabel("optimizer step")
