@@ -198,13 +198,27 @@ class _Interrupt:
         return lm_loss(model, batch, state)
 
 
+def _fit_with_dropout(run_dir, loss_fn, data, ids, cfg, resume):
+    """A TinyLM with dropout (so the RNG state must survive a resume), validated on ids[1300:]."""
+    torch.manual_seed(0)
+    model = TinyLM(dropout=0.2)
+    trainer = Trainer(
+        model,
+        loss_fn,
+        data,
+        val_data=StreamBatches(ids[1300:], 2, 10),
+        config=cfg,
+        run_dir=run_dir,
+        resume=resume,
+    )
+    return trainer.fit(), model
+
+
 @pytest.mark.parametrize("mode", ["tbptt", "random"])
 def test_resume_reproduces_uninterrupted_run(tmp_path, mode):
     ids = _stream(1500)
 
     def run(run_dir, loss_fn, resume=False):
-        torch.manual_seed(0)
-        model = TinyLM(dropout=0.2)  # dropout: the RNG state must be restored too
         if mode == "tbptt":
             data = StreamBatches(ids[:1300], 4, 10)  # 32 chunks per epoch
         else:
@@ -212,16 +226,7 @@ def test_resume_reproduces_uninterrupted_run(tmp_path, mode):
         cfg = _cfg(
             max_steps=20, grad_accum_steps=2, checkpoint_interval=5, carry_state=mode == "tbptt"
         )
-        trainer = Trainer(
-            model,
-            loss_fn,
-            data,
-            val_data=StreamBatches(ids[1300:], 2, 10),
-            config=cfg,
-            run_dir=run_dir,
-            resume=resume,
-        )
-        return trainer.fit(), model
+        return _fit_with_dropout(run_dir, loss_fn, data, ids, cfg, resume)
 
     full, full_model = run(tmp_path / "a", lm_loss)
     # Interrupt in the middle of step 14 (second micro-batch); evaluations at steps
@@ -451,19 +456,10 @@ def test_cuda_training_resumes_and_checkpoint_loads_on_cpu(tmp_path):
     ids = _stream(1500)
 
     def run(run_dir, loss_fn, resume=False):
-        torch.manual_seed(0)
-        model = TinyLM(dropout=0.2)  # dropout: the CUDA RNG state must be restored too
         cfg = _cfg(max_steps=20, checkpoint_interval=5, carry_state=True, device="cuda")
-        trainer = Trainer(
-            model,
-            loss_fn,
-            StreamBatches(ids[:1300], 4, 10),
-            val_data=StreamBatches(ids[1300:], 2, 10),
-            config=cfg,
-            run_dir=run_dir,
-            resume=resume,
+        return _fit_with_dropout(
+            run_dir, loss_fn, StreamBatches(ids[:1300], 4, 10), ids, cfg, resume
         )
-        return trainer.fit(), model
 
     full, full_model = run(tmp_path / "a", lm_loss)
     assert next(full_model.parameters()).is_cuda

@@ -50,6 +50,16 @@ PAD_ID, UNK_ID = 0, 1
 _WORD_RE = re.compile(r"'?\w+(?:['’]\w+)*|[^\w\s]")
 
 
+def _hf_tokenizer(text: Any) -> Any:
+    """A Hugging Face ``tokenizers.Tokenizer`` from its JSON, or a UserError if damaged."""
+    from tokenizers import Tokenizer
+
+    try:
+        return Tokenizer.from_str(text)
+    except Exception as exc:  # the library raises a bare Exception on bad JSON
+        raise UserError(f"tokenizer.json is malformed ({exc}); the checkpoint is damaged") from exc
+
+
 class WordTokenizer:
     """Word-level vocabulary: ``fit(texts)`` -> ``encode(text)`` ids, unknown words -> ``<unk>``.
 
@@ -226,14 +236,7 @@ class WordTokenizer:
         tok.itos_ = list(itos)
         tok.stoi_ = {w: i for i, w in enumerate(itos)}
         if "pieces" in d:
-            from tokenizers import Tokenizer
-
-            try:
-                tok.pieces_ = Tokenizer.from_str(d["pieces"])
-            except Exception as exc:  # the library raises a bare Exception on bad JSON
-                raise UserError(
-                    f"tokenizer.json is malformed ({exc}); the checkpoint is damaged"
-                ) from exc
+            tok.pieces_ = _hf_tokenizer(d["pieces"])
         return tok
 
 
@@ -324,15 +327,8 @@ class SubwordTokenizer:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SubwordTokenizer:
-        from tokenizers import Tokenizer
-
         tok = cls(vocab_size=d["vocab_size"], lowercase=d["lowercase"], min_freq=d["min_freq"])
-        try:
-            tok.tokenizer_ = Tokenizer.from_str(d["tokenizer"])
-        except Exception as exc:  # the library raises a bare Exception on bad JSON
-            raise UserError(
-                f"tokenizer.json is malformed ({exc}); the checkpoint is damaged"
-            ) from exc
+        tok.tokenizer_ = _hf_tokenizer(d["tokenizer"])
         return tok
 
 
