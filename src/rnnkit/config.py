@@ -39,7 +39,9 @@ from rnnkit.errors import UserError
 __all__ = [
     "CONFIG_ROOT",
     "StrictArgumentParser",
+    "add_app_parser",
     "add_config_arguments",
+    "add_train_parser",
     "apply_overrides",
     "config_fields",
     "config_from_args",
@@ -303,6 +305,52 @@ def add_config_arguments(
             default=argparse.SUPPRESS,
             help=f"default: {value!r}",
         )
+
+
+def add_app_parser(subparsers: Any, name: str, *, help: str, description: str) -> Any:
+    """``rnnkit NAME <verb> ...``: register an application; return its verb subparsers.
+
+    A bare ``rnnkit NAME`` prints that parser's help (``_parser``), and the verbs
+    report unknown options on one line (:class:`StrictArgumentParser`).
+    """
+    p = subparsers.add_parser(name, help=help, description=description)
+    p.set_defaults(_parser=p)
+    return p.add_subparsers(dest="verb", metavar="<verb>", parser_class=StrictArgumentParser)
+
+
+# Trainer fields every application sets itself: not command-line options.
+_TRAIN_FIXED = ("train.carry_state", "train.state_batch_dim", "run_dir")
+
+
+def add_train_parser(
+    verbs: Any,
+    app: str,
+    cls: type,
+    *,
+    help: str,
+    description: str,
+    data_help: str,
+    resume_help: str,
+    exclude: Iterable[str] = (),
+) -> argparse.ArgumentParser:
+    """The ``train`` verb every application shares: ``--data``, ``--preset``,
+    ``--run-dir``, ``--resume`` and ``--section.key=VALUE`` for every field of ``cls``
+    (but ``exclude`` and the trainer fields the pipeline sets itself)."""
+    t = verbs.add_parser(
+        "train",
+        help=help,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        allow_abbrev=False,
+        description=description,
+    )
+    t.add_argument("--data", default=None, help=f"{data_help} (shortcut for --data.source)")
+    t.add_argument("--preset", default=None, help=f"preset in configs/{app} or a .toml file")
+    t.add_argument(
+        "--run-dir", default=None, help=f"where checkpoints and metrics go (default runs/{app})"
+    )
+    t.add_argument("--resume", action="store_true", help=resume_help)
+    add_config_arguments(t, cls, exclude=(*_TRAIN_FIXED, *exclude))
+    return t
 
 
 def config_from_args(

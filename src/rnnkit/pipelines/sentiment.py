@@ -839,43 +839,23 @@ def _checkpoint_arg(p: argparse.ArgumentParser) -> None:
 def add_cli(subparsers: Any) -> None:
     """Register ``rnnkit sentiment {train,eval,predict,explain}``."""
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    p = subparsers.add_parser(
+    verbs = house_config.add_app_parser(
+        subparsers,
         "sentiment",
         help="text classification (sentiment): train, eval, predict, explain",
         description="Sentiment analysis and any text classification with recurrent networks "
         "(embedding -> RNN/LSTM/GRU -> pooling -> classifier).",
     )
-    p.set_defaults(_parser=p)
-    verbs = p.add_subparsers(
-        dest="verb", metavar="<verb>", parser_class=house_config.StrictArgumentParser
-    )
-
-    t = verbs.add_parser(
-        "train",
+    t = house_config.add_train_parser(
+        verbs,
+        "sentiment",
+        SentimentConfig,
         help="train a classifier on labelled text",
-        formatter_class=fmt,
-        allow_abbrev=False,
         description="Train a text classifier. Values come from the defaults, then --preset "
         "(configs/sentiment/NAME.toml), then --section.key=VALUE overrides. The best model "
         "by dev accuracy goes to RUN_DIR/best.",
-    )
-    t.add_argument(
-        "--data",
-        default=None,
-        help="sst2, imdb, or a .csv/.tsv/.jsonl file with text and label columns "
-        "(shortcut for --data.source)",
-    )
-    t.add_argument("--preset", default=None, help="preset in configs/sentiment or a .toml file")
-    t.add_argument(
-        "--run-dir", default=None, help="where checkpoints and metrics go (default runs/sentiment)"
-    )
-    t.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in --run-dir from its last checkpoint (its saved config)",
-    )
-    house_config.add_config_arguments(
-        t, SentimentConfig, exclude=("train.carry_state", "train.state_batch_dim", "run_dir")
+        data_help="sst2, imdb, or a .csv/.tsv/.jsonl file with text and label columns",
+        resume_help="continue the run in --run-dir from its last checkpoint (its saved config)",
     )
     t.set_defaults(func=_cmd_train)
 

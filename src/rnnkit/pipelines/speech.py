@@ -668,49 +668,26 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
 def add_cli(subparsers: Any) -> None:
     """Register ``rnnkit speech {train,eval,transcribe}``."""
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    p = subparsers.add_parser(
+    verbs = house_config.add_app_parser(
+        subparsers,
         "speech",
         help="speech recognition with recurrent CTC models: train, eval, transcribe",
         description="Speech recognition: log-mel features, a (bi)directional LSTM/GRU "
         "acoustic model trained with CTC, greedy or prefix beam search decoding.",
     )
-    p.set_defaults(_parser=p)
-    verbs = p.add_subparsers(
-        dest="verb", metavar="<verb>", parser_class=house_config.StrictArgumentParser
-    )
-
-    t = verbs.add_parser(
-        "train",
+    t = house_config.add_train_parser(
+        verbs,
+        "speech",
+        SpeechConfig,
         help="train a recognizer",
-        formatter_class=fmt,
-        allow_abbrev=False,
         description="Train a CTC recognizer. Values come from the defaults, then --preset "
         "(configs/speech/NAME.toml), then --section.key=VALUE overrides. Unreadable audio, "
         "unknown characters and audio too short for its transcript are skipped and counted.",
-    )
-    t.add_argument(
-        "--data",
-        default=None,
-        help="fsdd, a manifest (.csv/.tsv/.jsonl with path and transcript) or a "
-        "LibriSpeech-style folder (shortcut for --data.source)",
-    )
-    t.add_argument("--preset", default=None, help="preset name in configs/speech or a .toml file")
-    t.add_argument(
-        "--run-dir", default=None, help="where checkpoints and metrics go (default runs/speech)"
-    )
-    t.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in --run-dir from its last checkpoint; pass the same "
+        data_help="fsdd, a manifest (.csv/.tsv/.jsonl with path and transcript) or a "
+        "LibriSpeech-style folder",
+        resume_help="continue the run in --run-dir from its last checkpoint; pass the same "
         "data and options as the first run (a larger --train.max_steps extends it)",
-    )
-    house_config.add_config_arguments(
-        t,
-        SpeechConfig,
         exclude=(
-            "train.carry_state",
-            "train.state_batch_dim",
-            "run_dir",
             "model.input_size",
             "model.vocab_size",
         ),

@@ -372,45 +372,24 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def add_cli(subparsers: Any) -> None:
     """Register ``rnnkit textgen {train,sample,eval}``."""
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    p = subparsers.add_parser(
+    verbs = house_config.add_app_parser(
+        subparsers,
         "textgen",
         help="character-level language models: train, sample, evaluate",
         description="Character-level text generation with RNN/LSTM/GRU language models.",
     )
-    p.set_defaults(_parser=p)
-    verbs = p.add_subparsers(
-        dest="verb", metavar="<verb>", parser_class=house_config.StrictArgumentParser
-    )
-
-    t = verbs.add_parser(
-        "train",
+    # data.mode decides whether state is carried (train.carry_state is not an option).
+    t = house_config.add_train_parser(
+        verbs,
+        "textgen",
+        TextgenConfig,
         help="train a model on a text file",
-        formatter_class=fmt,
-        allow_abbrev=False,
         description="Train a character-level language model. Values come from the defaults, "
         "then --preset (configs/textgen/NAME.toml), then --section.key=VALUE overrides. "
         "Ctrl-C writes a checkpoint; --resume continues from it.",
-    )
-    t.add_argument(
-        "--data",
-        default=None,
-        help="built-in dataset (tinyshakespeare) or a UTF-8 text file (shortcut for --data.source)",
-    )
-    t.add_argument("--preset", default=None, help="preset name in configs/textgen or a .toml file")
-    t.add_argument(
-        "--run-dir",
-        default=None,
-        help="where checkpoints and metrics go (shortcut for --run_dir; default runs/textgen)",
-    )
-    t.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in --run-dir from its last checkpoint (uses its "
+        data_help="built-in dataset (tinyshakespeare) or a UTF-8 text file",
+        resume_help="continue the run in --run-dir from its last checkpoint (uses its "
         "saved config; overrides still apply)",
-    )
-    # data.mode decides whether state is carried; run_dir has its --run-dir shortcut.
-    house_config.add_config_arguments(
-        t, TextgenConfig, exclude=("train.carry_state", "train.state_batch_dim", "run_dir")
     )
     t.set_defaults(func=_cmd_train)
 

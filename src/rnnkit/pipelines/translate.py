@@ -643,49 +643,29 @@ def _decode_args(p: argparse.ArgumentParser) -> None:
 
 def add_cli(subparsers: Any) -> None:
     """Register ``rnnkit translate {train,eval,predict}``."""
-    fmt = argparse.ArgumentDefaultsHelpFormatter
-    p = subparsers.add_parser(
+    verbs = house_config.add_app_parser(
+        subparsers,
         "translate",
         help="machine translation (seq2seq with attention): train, eval, predict",
         description="Neural machine translation: bidirectional GRU/LSTM encoder, attentional "
         "decoder with input feeding, subword (BPE) tokenisation, beam search, sacrebleu scores.",
     )
-    p.set_defaults(_parser=p)
-    verbs = p.add_subparsers(
-        dest="verb", metavar="<verb>", parser_class=house_config.StrictArgumentParser
-    )
-
-    t = verbs.add_parser(
-        "train",
+    t = house_config.add_train_parser(
+        verbs,
+        "translate",
+        TranslateConfig,
         help="train a translation model",
-        formatter_class=fmt,
-        allow_abbrev=False,
         description="Train an encoder-decoder with attention. Values come from the defaults, "
         "then --preset (configs/translate/NAME.toml), then --section.key=VALUE overrides. "
         "Data: multi30k, SRC_FILE,TGT_FILE (aligned lines) or a two-column TSV; gzip accepted. "
         "Pairs with an empty side and training pairs longer than data.max_tokens subword "
         "tokens are dropped (the counts are printed).",
-    )
-    t.add_argument(
-        "--data",
-        default=None,
-        help="multi30k, SRC_FILE,TGT_FILE or FILE.tsv (shortcut for --data.source)",
+        data_help="multi30k, SRC_FILE,TGT_FILE or FILE.tsv",
+        resume_help="continue the run in --run-dir from its last checkpoint; pass the same "
+        "data and options as the first run (a larger --train.max_steps extends it)",
     )
     t.add_argument("--src", default=None, help="source language for multi30k: en or de")
     t.add_argument("--tgt", default=None, help="target language for multi30k: de or en")
-    t.add_argument("--preset", default=None, help="preset in configs/translate or a .toml file")
-    t.add_argument(
-        "--run-dir", default=None, help="where checkpoints and metrics go (default runs/translate)"
-    )
-    t.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in --run-dir from its last checkpoint; pass the same "
-        "data and options as the first run (a larger --train.max_steps extends it)",
-    )
-    house_config.add_config_arguments(
-        t, TranslateConfig, exclude=("train.carry_state", "train.state_batch_dim", "run_dir")
-    )
     t.set_defaults(func=_cmd_train)
 
     e = verbs.add_parser(
