@@ -485,3 +485,60 @@ def test_adversarial_loss_perturbs_in_the_steepest_direction():
     assert adv - ce(e) == pytest.approx(eps * float(grad.norm()), rel=2e-2)
     model.eval()  # evaluation: no perturbation
     assert float(make_loss(None, eps)(model, batch, None).loss.detach()) == pytest.approx(ce(e))
+
+
+# --------------------------------------------------------------------------- ensembles
+
+
+def test_ensemble_averages_its_members_and_saves_and_loads(tiny_tsv: Path, tmp_path: Path):
+    cfg = tiny_config(**{
+        "ensemble": 2, "epochs": 6, "data.source": str(tiny_tsv),
+        "data.val_source": str(tiny_tsv), "run_dir": str(tmp_path / "run"),
+    })  # fmt: skip
+    ens = sentiment.train(cfg)
+    assert isinstance(ens, sentiment.SentimentEnsemble)
+    members = [SentimentClassifier.load(tmp_path / "run" / f"member{k}") for k in (1, 2)]
+    assert [m.config.train.seed for m in members] == [cfg.train.seed, cfg.train.seed + 1]
+    texts = POS + NEG + ["an unseen , gripping mess"]
+    probs = [m.predict_proba(texts) for m in members]
+    assert not np.allclose(probs[0], probs[1])  # different seeds, different models
+    np.testing.assert_allclose(ens.predict_proba(texts), (probs[0] + probs[1]) / 2, rtol=1e-6)
+    figures = ens.result_
+    assert [m["seed"] for m in figures["members"]] == [cfg.train.seed, cfg.train.seed + 1]
+    report = ens.evaluate(POS + NEG, ["positive"] * 6 + ["negative"] * 6)
+    assert figures["val_accuracy"] == report["accuracy"]
+    # The run directory and a saved copy load back as the same ensemble.
+    again = SentimentClassifier.load(tmp_path / "run")
+    assert isinstance(again, sentiment.SentimentEnsemble)
+    np.testing.assert_array_equal(again.predict_proba(texts), ens.predict_proba(texts))
+    copy = SentimentClassifier.load(ens.save(tmp_path / "copy"))
+    np.testing.assert_array_equal(copy.predict_proba(texts), ens.predict_proba(texts))
+    # --resume on a finished ensemble reloads every member: the same model.
+    resumed = sentiment.train(cfg, resume=True)
+    np.testing.assert_array_equal(resumed.predict_proba(texts), ens.predict_proba(texts))
+    exp = ens.explain("a lovely but dull story")
+    assert exp.label == ens.predict(["a lovely but dull story"])[0]
+    assert len(exp.scores) == len(exp.tokens) == 5
+
+
+def test_ensemble_members_in_parallel_processes_equal_one_at_a_time(
+    tiny_tsv: Path, tmp_path: Path, capsys
+):
+    base = ["sentiment", "train", "--data", str(tiny_tsv), "--data.val_source", str(tiny_tsv),
+            "--ensemble=2", "--epochs=3", "--model.embed_dim=8", "--model.hidden_size=8",
+            "--data.batch_size=4", "--train.progress=none", "--train.plot=false"]  # fmt: skip
+    assert cli_main([*base, "--run-dir", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert "done: ensemble of 2" in out and out.count("member ") == 2
+    assert cli_main([*base, "--run-dir", str(tmp_path / "b"), "--jobs", "2"]) == 0
+    a, b = (SentimentClassifier.load(tmp_path / d) for d in "ab")
+    np.testing.assert_array_equal(a.predict_proba(POS + NEG), b.predict_proba(POS + NEG))
+    # eval and predict take the ensemble's run directory like any other
+    assert cli_main(["sentiment", "eval", "--checkpoint", str(tmp_path / "b"), "--plot", ""]) == 0
+    assert "accuracy" in capsys.readouterr().out
+    assert (
+        cli_main(["sentiment", "predict", "--checkpoint", str(tmp_path / "b"), "a fun story"]) == 0
+    )
+    assert capsys.readouterr().out.split("\t")[0] in ("positive", "negative")
+    assert cli_main([*base, "--run-dir", str(tmp_path / "c"), "--jobs", "0"]) == 2
+    assert "--jobs must be >= 1" in capsys.readouterr().err
