@@ -598,17 +598,9 @@ def _fit_member(
     cfg = house_config.from_dict(SentimentConfig, cfg_dict)
     # Every member sees the same train/validation split (the base seed's), so the
     # ensemble's validation data is held out from all of them.
-    train_ex, val_ex = prepare_examples(cfg.data, split_seed)
     resume = resume and (Path(cfg.run_dir) / "checkpoint").is_dir()
     t0 = time.perf_counter()
-    clf = SentimentClassifier(cfg).fit(
-        [e.text for e in train_ex],
-        [e.label for e in train_ex],
-        val_texts=[e.text for e in val_ex],
-        val_labels=[e.label for e in val_ex],
-        run_dir=cfg.run_dir,
-        resume=resume,
-    )
+    clf = _fit_from_config(cfg, split_seed, resume)
     evals = clf.result_.evals
     return {
         "run_dir": cfg.run_dir,
@@ -722,7 +714,12 @@ def train(cfg: SentimentConfig, *, resume: bool = False, jobs: int = 1) -> Senti
         raise UserError(f"ensemble must be >= 1, got {cfg.ensemble}")
     if cfg.ensemble > 1:
         return train_ensemble(cfg, resume=resume, jobs=jobs)
-    train_ex, val_ex = prepare_examples(cfg.data, cfg.train.seed)
+    return _fit_from_config(cfg, cfg.train.seed, resume)
+
+
+def _fit_from_config(cfg: SentimentConfig, split_seed: int, resume: bool) -> SentimentClassifier:
+    """Read ``cfg.data`` (split with ``split_seed``) and fit one classifier into ``cfg.run_dir``."""
+    train_ex, val_ex = prepare_examples(cfg.data, split_seed)
     return SentimentClassifier(cfg).fit(
         [e.text for e in train_ex],
         [e.label for e in train_ex],
