@@ -120,3 +120,29 @@ def test_preset_section_keeps_the_pipelines_own_defaults():
     cfg = C.from_dict(Pipeline, {"inner": {"rate": 0.1}})
     assert (cfg.inner.size, cfg.inner.name, cfg.inner.rate) == (32, "gru", 0.1)
     assert C.from_dict(Pipeline, {}).inner.size == 32
+
+
+def test_train_verb_and_resume_use_the_saved_config(tmp_path):
+    import json
+
+    sub = argparse.ArgumentParser(prog="rnnkit").add_subparsers()
+    verbs = C.add_app_parser(sub, "x", help="an app", description="An app.")
+    t = C.add_train_parser(
+        verbs, "x", Outer, help="train", description="Train.", data_help="data", resume_help="r"
+    )
+    helptext = t.format_help()
+    for option in ("--data", "--preset", "--run-dir", "--resume", "--inner.size"):
+        assert option in helptext
+    # A fresh run: defaults <- overrides.
+    args = t.parse_args(["--inner.size=7"])
+    assert C.train_config(Outer, args, app="x", default_run_dir="runs/x").inner.size == 7
+    # --resume: the run's saved config, then this command's overrides; no preset read.
+    ck = tmp_path / "checkpoint"
+    ck.mkdir()
+    (ck / "config.json").write_text(json.dumps(C.to_dict(Outer(inner=Inner(size=9, rate=0.1)))))
+    args = t.parse_args(["--run-dir", str(tmp_path), "--resume", "--inner.rate=0.2"])
+    cfg = C.train_config(Outer, args, app="x", default_run_dir="runs/x")
+    assert (cfg.inner.size, cfg.inner.rate) == (9, 0.2)
+    args = t.parse_args(["--run-dir", str(tmp_path / "none"), "--resume"])
+    with pytest.raises(UserError, match="does not exist"):
+        C.train_config(Outer, args, app="x", default_run_dir="runs/x")

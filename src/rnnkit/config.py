@@ -42,6 +42,7 @@ __all__ = [
     "add_app_parser",
     "add_config_arguments",
     "add_train_parser",
+    "train_config",
     "apply_overrides",
     "config_fields",
     "config_from_args",
@@ -353,13 +354,37 @@ def add_train_parser(
     return t
 
 
-def config_from_args(
-    cls: type[T], args: argparse.Namespace, *, app: str, preset: str | None = None
-) -> T:
-    """The config from ``--preset`` and the dotted overrides parsed by argparse."""
-    overrides = {
+def train_config(cls: type[T], args: argparse.Namespace, *, app: str, default_run_dir: str) -> T:
+    """The config of ``rnnkit APP train``, the same way in every application.
+
+    A fresh run: defaults <- ``--preset`` <- ``--section.key=VALUE``. With
+    ``--resume``: the run's own saved config (``RUN_DIR/checkpoint/config.json``)
+    <- this command's ``--section.key=VALUE`` (e.g. a larger ``--train.max_steps``
+    to extend the run); ``--preset`` is not read again.
+    """
+    if not getattr(args, "resume", False):
+        return config_from_args(cls, args, app=app, preset=args.preset)
+    from rnnkit.training.checkpoint import read_json, resolve_checkpoint
+
+    run_dir = Path(args.run_dir or default_run_dir)
+    saved = resolve_checkpoint(run_dir / "checkpoint", required=("config.json",))
+    try:
+        cfg = from_dict(cls, read_json(saved / "config.json"))
+    except UserError as exc:
+        raise UserError(f"{saved / 'config.json'} is not a {app} config ({exc})") from exc
+    return apply_overrides(cfg, _overrides(args))
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {
         name[len(_ARG_PREFIX) :]: value
         for name, value in vars(args).items()
         if name.startswith(_ARG_PREFIX)
     }
-    return load_config(cls, app=app, preset=preset, overrides=overrides)
+
+
+def config_from_args(
+    cls: type[T], args: argparse.Namespace, *, app: str, preset: str | None = None
+) -> T:
+    """The config from ``--preset`` and the dotted overrides parsed by argparse."""
+    return load_config(cls, app=app, preset=preset, overrides=_overrides(args))

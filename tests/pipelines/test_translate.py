@@ -257,7 +257,9 @@ def test_cli_resume_continues_from_the_last_checkpoint(tmp_path, capsys) -> None
             "--train.progress=none", "--train.plot=false"]  # fmt: skip
     assert main([*base, "--train.max_steps=2"]) == 0
     assert "done: 2 steps" in capsys.readouterr().out
-    assert main([*base, "--train.max_steps=4", "--resume"]) == 0
+    # The saved config is used: the data and options need not be given again.
+    assert main(["translate", "train", "--run-dir", str(run), "--resume",
+                 "--train.max_steps=4"]) == 0  # fmt: skip
     assert "done: 4 steps" in capsys.readouterr().out
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "loss" in r] == [1, 2, 3, 4]

@@ -736,19 +736,16 @@ def _fit_from_config(cfg: SentimentConfig, split_seed: int, resume: bool) -> Sen
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    overrides = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg:")}
-    if args.resume:
-        run_dir = Path(args.run_dir or SentimentConfig().run_dir)
-        if (run_dir / ENSEMBLE_FILE).is_file():
-            saved_cfg = read_json(run_dir / ENSEMBLE_FILE).get("config", {})
-        else:
-            saved = resolve_checkpoint(run_dir / "checkpoint", required=("config.json",))
-            saved_cfg = read_json(saved / "config.json")
-        cfg = house_config.from_dict(SentimentConfig, saved_cfg)
-        cfg = house_config.apply_overrides(cfg, overrides)
+    run_dir = Path(args.run_dir or SentimentConfig().run_dir)
+    if args.resume and (run_dir / ENSEMBLE_FILE).is_file():  # an ensemble's saved config
+        saved = read_json(run_dir / ENSEMBLE_FILE).get("config", {})
+        cfg = house_config.apply_overrides(
+            house_config.from_dict(SentimentConfig, saved),
+            {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg:")},
+        )
     else:
-        cfg = house_config.config_from_args(
-            SentimentConfig, args, app="sentiment", preset=args.preset
+        cfg = house_config.train_config(
+            SentimentConfig, args, app="sentiment", default_run_dir=SentimentConfig().run_dir
         )
     if args.data:
         cfg = replace(cfg, data=replace(cfg.data, source=args.data))

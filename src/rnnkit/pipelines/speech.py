@@ -576,7 +576,9 @@ def train(cfg: SpeechConfig, *, resume: bool = False) -> tuple[SpeechRecognizer,
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    cfg = house_config.config_from_args(SpeechConfig, args, app="speech", preset=args.preset)
+    cfg = house_config.train_config(
+        SpeechConfig, args, app="speech", default_run_dir=SpeechConfig().run_dir
+    )
     if args.data:
         cfg = replace(cfg, data=replace(cfg.data, source=args.data))
     if args.run_dir:
@@ -685,8 +687,8 @@ def add_cli(subparsers: Any) -> None:
         "unknown characters and audio too short for its transcript are skipped and counted.",
         data_help="fsdd, a manifest (.csv/.tsv/.jsonl with path and transcript) or a "
         "LibriSpeech-style folder",
-        resume_help="continue the run in --run-dir from its last checkpoint; pass the same "
-        "data and options as the first run (a larger --train.max_steps extends it)",
+        resume_help="continue the run in --run-dir from its last checkpoint with its saved "
+        "config (--data and overrides still apply; a larger --train.max_steps extends it)",
         exclude=(
             "model.input_size",
             "model.vocab_size",

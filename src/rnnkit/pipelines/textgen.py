@@ -306,16 +306,11 @@ class TextGenerator:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    if args.resume:
-        run_dir = Path(args.run_dir or TextgenConfig().run_dir)
-        saved = resolve_checkpoint(run_dir / "checkpoint", required=("config.json",))
-        cfg = house_config.from_dict(TextgenConfig, read_json(saved / "config.json"))
+    cfg = house_config.train_config(
+        TextgenConfig, args, app="textgen", default_run_dir=TextgenConfig().run_dir
+    )
+    if args.resume:  # the saved vocabulary size is derived again from the data
         cfg = replace(cfg, model=replace(cfg.model, vocab_size=0))
-        cfg = house_config.apply_overrides(
-            cfg, {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg:")}
-        )
-    else:
-        cfg = house_config.config_from_args(TextgenConfig, args, app="textgen", preset=args.preset)
     if args.data:
         cfg = replace(cfg, data=replace(cfg.data, source=args.data))
     if args.run_dir:

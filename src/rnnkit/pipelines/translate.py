@@ -526,7 +526,9 @@ def train(cfg: TranslateConfig, *, resume: bool = False) -> Translator:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    cfg = house_config.config_from_args(TranslateConfig, args, app="translate", preset=args.preset)
+    cfg = house_config.train_config(
+        TranslateConfig, args, app="translate", default_run_dir=TranslateConfig().run_dir
+    )
     data = cfg.data
     if args.data:
         data = replace(data, source=args.data)
@@ -661,8 +663,8 @@ def add_cli(subparsers: Any) -> None:
         "Pairs with an empty side and training pairs longer than data.max_tokens subword "
         "tokens are dropped (the counts are printed).",
         data_help="multi30k, SRC_FILE,TGT_FILE or FILE.tsv",
-        resume_help="continue the run in --run-dir from its last checkpoint; pass the same "
-        "data and options as the first run (a larger --train.max_steps extends it)",
+        resume_help="continue the run in --run-dir from its last checkpoint with its saved "
+        "config (--data and overrides still apply; a larger --train.max_steps extends it)",
     )
     t.add_argument("--src", default=None, help="source language for multi30k: en or de")
     t.add_argument("--tgt", default=None, help="target language for multi30k: de or en")
