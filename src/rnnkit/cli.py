@@ -1,8 +1,9 @@
-"""The ``rnnkit`` command line: ``rnnkit <application> <verb> ...``.
+"""The ``rnnkit`` command line: ``rnnkit <command> <verb> ...``.
 
-This file stays thin. Each application lives in ``rnnkit.pipelines.<name>``
-and registers its own sub-command with ``add_cli(subparsers)``; the parser it
-adds sets ``func``, a callable ``func(args) -> int`` (the exit status).
+This file stays thin. Each command lives in its own package and registers its
+sub-command with ``add_cli(subparsers)``; the parser it adds sets ``func``, a
+callable ``func(args) -> int`` (the exit status). Only the command being run
+is imported, so ``rnnkit --help`` and ``rnnkit --version`` answer at once.
 
 User errors (``rnnkit.UserError``, missing files, bad values) are printed as
 one line, ``error: ...``, with exit status 2. Set ``RNNKIT_DEBUG=1`` to see
@@ -20,21 +21,30 @@ from collections.abc import Sequence
 from rnnkit import __version__
 from rnnkit.errors import UserError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "main"]
 
-# One line per application; the order is the order in ``rnnkit --help``.
-_APPLICATIONS: tuple[str, ...] = (
-    "gradients",
-    "forecast",
-    "lab",
-    "textgen",
-    "sentiment",
-    "translate",
-    "speech",
-)
+# command -> (module with add_cli, one-line help); the order is that of `rnnkit --help`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "gradients": ("rnnkit.experiments.gradients", "see gradients vanish (RNN) or survive (LSTM/GRU)"),
+    "lab": ("rnnkit.experiments.lab", "long-range memory experiments: adding, copy, selective"),
+    "forecast": ("rnnkit.forecast.cli", "time-series forecasting: backtest, train, eval, predict"),
+    "sentiment": ("rnnkit.sentiment.cli", "text classification: train, eval, predict, explain"),
+    "textgen": ("rnnkit.textgen.cli", "character-level text generation: train, eval, sample"),
+    "translate": ("rnnkit.translate.cli", "translation with attention: train, eval, predict"),
+    "speech": ("rnnkit.speech.cli", "speech recognition with CTC: train, eval, transcribe"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command named in ``argv`` (the first word that is not an option)."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; only the command named in ``argv`` is imported (all when ``None``)."""
     parser = argparse.ArgumentParser(
         prog="rnnkit",
         description="Recurrent neural networks you can read, verify and use.",
@@ -43,13 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
-    for name in _APPLICATIONS:
-        importlib.import_module(f"rnnkit.pipelines.{name}").add_cli(sub)
+    chosen = _command_in(argv) if argv is not None else None
+    for name, (module, help_text) in COMMANDS.items():
+        if argv is None or name == chosen:
+            importlib.import_module(module).add_cli(sub)
+        else:
+            sub.add_parser(name, help=help_text)  # listed in --help, not imported
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:

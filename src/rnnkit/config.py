@@ -5,7 +5,7 @@ A pipeline's config is a tree of ``@dataclass(kw_only=True)`` classes (e.g.
 Values come, later ones winning, from
 
 1. the dataclass defaults;
-2. a preset: a TOML file ``configs/<app>/<name>.toml`` (or any ``.toml`` path),
+2. a preset: a TOML file ``rnnkit/<app>/presets/<name>.toml`` (or any ``.toml`` path),
    whose tables mirror the tree (``[model] hidden_size = 512``);
 3. dotted command-line overrides: ``--model.hidden_size=512 --train.lr=1e-3``.
 
@@ -37,26 +37,31 @@ from typing import Any, TypeVar
 from rnnkit.errors import UserError
 
 __all__ = [
-    "CONFIG_ROOT",
-    "StrictArgumentParser",
-    "add_app_parser",
+    "PACKAGE_ROOT",
     "add_config_arguments",
-    "add_train_parser",
-    "train_config",
     "apply_overrides",
+    "overrides_from_args",
     "config_fields",
     "config_from_args",
     "from_dict",
     "load_config",
     "preset_path",
+    "presets_dir",
     "to_dict",
 ]
 
 T = TypeVar("T")
 
-# Presets ship inside the package (src/rnnkit/configs/<app>/*.toml), so they are
-# there for a wheel install as well as a source checkout; RNNKIT_CONFIGS overrides.
-CONFIG_ROOT = Path(os.environ.get("RNNKIT_CONFIGS", Path(__file__).resolve().parent / "configs"))
+# Presets ship inside each application's package (src/rnnkit/<app>/presets/*.toml),
+# so they are there for a wheel install as well as a source checkout.
+# RNNKIT_CONFIGS=DIR reads DIR/<app>/*.toml instead.
+PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+def presets_dir(app: str) -> Path:
+    """The folder of an application's presets."""
+    root = os.environ.get("RNNKIT_CONFIGS")
+    return Path(root) / app if root else PACKAGE_ROOT / app / "presets"
 
 _ARG_PREFIX = "cfg:"
 
@@ -221,15 +226,15 @@ def apply_overrides(cfg: T, overrides: Iterable[str] | Mapping[str, Any]) -> T:
 
 
 def preset_path(app: str, preset: str) -> Path:
-    """``configs/<app>/<preset>.toml``, or ``preset`` itself if it is a .toml path."""
+    """``rnnkit/<app>/presets/<preset>.toml``, or ``preset`` itself if it is a .toml path."""
     p = Path(preset)
     if p.suffix == ".toml":
         if not p.is_file():
             raise UserError(f"preset file {p} not found")
         return p
-    path = CONFIG_ROOT / app / f"{preset}.toml"
+    path = presets_dir(app) / f"{preset}.toml"
     if not path.is_file():
-        known = sorted(q.stem for q in (CONFIG_ROOT / app).glob("*.toml"))
+        known = sorted(q.stem for q in presets_dir(app).glob("*.toml"))
         raise UserError(
             f"unknown preset {preset!r} for {app}; choose one of {', '.join(known) or '(none)'} "
             "or pass a .toml file"
@@ -254,31 +259,6 @@ def load_config(
             raise UserError(f"preset {path} is not valid TOML ({exc})") from exc
     cfg = from_dict(cls, data)
     return apply_overrides(cfg, overrides)
-
-
-class StrictArgumentParser(argparse.ArgumentParser):
-    """An argparse parser that reports unknown options on one line (``error: ...``, exit 2).
-
-    Use it for verbs with config overrides: ``sub.add_subparsers(parser_class=
-    StrictArgumentParser)``. A mistyped ``--model.hiden_size=5`` then gets
-    ``error: unknown option --model.hiden_size for 'rnnkit textgen train'; did you
-    mean --model.hidden_size? (see --help)`` instead of a usage dump.
-    """
-
-    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
-        namespace, extras = super().parse_known_args(args, namespace)
-        if extras:
-            import difflib
-
-            bad = extras[0].split("=", 1)[0]
-            known = [o for a in self._actions for o in a.option_strings]
-            close = difflib.get_close_matches(bad, known, n=1)
-            hint = f"did you mean {close[0]}? " if close else ""
-            self.exit(2, f"error: unknown option {bad} for '{self.prog}'; {hint}(see --help)\n")
-        return namespace, extras
-
-    def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
 
 
 def add_config_arguments(
@@ -308,74 +288,8 @@ def add_config_arguments(
         )
 
 
-def add_app_parser(subparsers: Any, name: str, *, help: str, description: str) -> Any:
-    """``rnnkit NAME <verb> ...``: register an application; return its verb subparsers.
-
-    A bare ``rnnkit NAME`` prints that parser's help (``_parser``), and the verbs
-    report unknown options on one line (:class:`StrictArgumentParser`).
-    """
-    p = subparsers.add_parser(name, help=help, description=description)
-    p.set_defaults(_parser=p)
-    return p.add_subparsers(dest="verb", metavar="<verb>", parser_class=StrictArgumentParser)
-
-
-# Trainer fields every application sets itself: not command-line options.
-_TRAIN_FIXED = ("train.carry_state", "train.state_batch_dim", "run_dir")
-
-
-def add_train_parser(
-    verbs: Any,
-    app: str,
-    cls: type,
-    *,
-    help: str,
-    description: str,
-    data_help: str,
-    resume_help: str,
-    exclude: Iterable[str] = (),
-) -> argparse.ArgumentParser:
-    """The ``train`` verb every application shares: ``--data``, ``--preset``,
-    ``--run-dir``, ``--resume`` and ``--section.key=VALUE`` for every field of ``cls``
-    (but ``exclude`` and the trainer fields the pipeline sets itself)."""
-    t = verbs.add_parser(
-        "train",
-        help=help,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        allow_abbrev=False,
-        description=description,
-    )
-    t.add_argument("--data", default=None, help=f"{data_help} (shortcut for --data.source)")
-    t.add_argument("--preset", default=None, help=f"preset in configs/{app} or a .toml file")
-    t.add_argument(
-        "--run-dir", default=None, help=f"where checkpoints and metrics go (default runs/{app})"
-    )
-    t.add_argument("--resume", action="store_true", help=resume_help)
-    add_config_arguments(t, cls, exclude=(*_TRAIN_FIXED, *exclude))
-    return t
-
-
-def train_config(cls: type[T], args: argparse.Namespace, *, app: str, default_run_dir: str) -> T:
-    """The config of ``rnnkit APP train``, the same way in every application.
-
-    A fresh run: defaults <- ``--preset`` <- ``--section.key=VALUE``. With
-    ``--resume``: the run's own saved config (``RUN_DIR/checkpoint/config.json``)
-    <- this command's ``--section.key=VALUE`` (e.g. a larger ``--train.max_steps``
-    to extend the run); ``--preset`` is not read again.
-    """
-    if not getattr(args, "resume", False):
-        return config_from_args(cls, args, app=app, preset=args.preset)
-    from rnnkit.training.checkpoint import read_json, resolve_checkpoint
-
-    run_dir = Path(args.run_dir or default_run_dir)
-    saved = resolve_checkpoint(run_dir / "checkpoint", required=("config.json",))
-    try:
-        cfg = from_dict(cls, read_json(saved / "config.json"))
-    except UserError as exc:
-        raise UserError(f"{saved / 'config.json'} is not a {app} config ({exc})") from exc
-    return apply_overrides(cfg, _overrides(args))
-
-
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--section.key=VALUE`` options that argparse collected, as dotted keys."""
     return {
         name[len(_ARG_PREFIX) :]: value
         for name, value in vars(args).items()
@@ -387,4 +301,4 @@ def config_from_args(
     cls: type[T], args: argparse.Namespace, *, app: str, preset: str | None = None
 ) -> T:
     """The config from ``--preset`` and the dotted overrides parsed by argparse."""
-    return load_config(cls, app=app, preset=preset, overrides=_overrides(args))
+    return load_config(cls, app=app, preset=preset, overrides=overrides_from_args(args))

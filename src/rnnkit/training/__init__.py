@@ -7,9 +7,13 @@ and ``docs/training.md`` for truncated BPTT, checkpoints, resume and DDP.
 from __future__ import annotations
 
 from rnnkit.training.checkpoint import (
+    check_run_dir,
     load_model_weights,
+    load_tensors,
     read_json,
+    read_manifest,
     resolve_checkpoint,
+    verify_checkpoint,
     write_checkpoint,
 )
 from rnnkit.training.distributed import DistContext, cleanup_distributed, init_distributed
@@ -39,17 +43,21 @@ __all__ = [
     "Trainer",
     "TrainingDiverged",
     "build_optimizer",
+    "check_run_dir",
     "cleanup_distributed",
     "detach_state",
     "init_distributed",
     "load_model_weights",
+    "load_tensors",
     "lr_at",
     "plot_curves",
     "read_json",
+    "read_manifest",
     "read_metrics",
     "reset_state_rows",
     "resolve_checkpoint",
     "seed_everything",
     "tune_allocator",
+    "verify_checkpoint",
     "write_checkpoint",
 ]

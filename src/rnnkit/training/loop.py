@@ -67,7 +67,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from rnnkit.errors import UserError
@@ -330,6 +329,9 @@ class Trainer:
         save_config: JSON-able dict written as ``config.json`` in every checkpoint.
         extra_json: more JSON files for every checkpoint (``{"vocab.json": {...}}``).
         resume: continue from ``run_dir/checkpoint`` (error if there is none).
+        overwrite: replace a run already in ``run_dir`` (without it, and without
+            ``resume``, a run directory that holds a run is refused:
+            :func:`~rnnkit.training.checkpoint.check_run_dir`).
         optimizer: use this optimizer instead of :func:`build_optimizer`.
     """
 
@@ -346,10 +348,12 @@ class Trainer:
         save_config: Mapping[str, Any] | None = None,
         extra_json: Mapping[str, Any] | None = None,
         resume: bool = False,
+        overwrite: bool = False,
         optimizer: torch.optim.Optimizer | None = None,
         dist: DistContext | None = None,
     ) -> None:
         config.validate()
+        self.overwrite = overwrite
         self.config = config
         self.dist = dist if dist is not None else init_distributed(config.device)
         self.device = torch.device(config.device) if not self.dist.enabled else self.dist.device
@@ -471,10 +475,10 @@ class Trainer:
         state = ckpt.read_json(d / "trainer_state.json")
         ckpt.load_model_weights(self.raw_model, d)
         ckpt.load_optimizer_state(
-            self.optimizer, state["optimizer"], load_file(d / "optimizer.safetensors")
+            self.optimizer, state["optimizer"], ckpt.load_tensors(d / "optimizer.safetensors")
         )
         carry_file = d / "carry.safetensors"
-        carry_tensors = load_file(carry_file) if carry_file.exists() else {}
+        carry_tensors = ckpt.load_tensors(carry_file) if carry_file.exists() else {}
         carry = ckpt.unflatten_state(state["carry"], carry_tensors)
         carry = _map_tensors(lambda t: t.to(self.device), carry)
         best = state["best_metric"]
@@ -487,7 +491,7 @@ class Trainer:
             bad_evals=state["bad_evals"],
             carry=carry,
         )
-        ckpt.set_rng_state(state["rng"], load_file(d / "rng.safetensors"))
+        ckpt.set_rng_state(state["rng"], ckpt.load_tensors(d / "rng.safetensors"))
 
     def _save_best(self, metrics: Mapping[str, float]) -> None:
         if self.run_dir is None or not self.dist.is_main:
@@ -564,6 +568,8 @@ class Trainer:
         cfg = self.config
         main = self.dist.is_main
         tune_allocator()
+        if main:
+            ckpt.check_run_dir(self.run_dir, resume=self.resume, overwrite=self.overwrite)
         if self.resume:
             self._load_checkpoint()
         else:
