@@ -167,7 +167,7 @@ class Estimator:
         if config is None:
             cfg = config_lib.load_config(self.config_class, app=self.app, preset=preset)
         elif isinstance(config, self.config_class):
-            cfg = copy.deepcopy(config)
+            cfg = config  # stored as given (sklearn's clone checks identity); never mutated
         elif isinstance(config, Mapping):
             cfg = config_lib.from_dict(self.config_class, config)
         else:
@@ -204,7 +204,7 @@ class Estimator:
             if name in ("device", "threads", "seed", "verbose"):
                 setattr(self, name, value)
             elif name == "config":
-                self.config = copy.deepcopy(value)
+                self.config = value
             else:
                 overrides[resolve_override_key(self.config_class, name)] = value
         sections = {f.name for f in dataclasses.fields(self.config_class)}
