@@ -79,7 +79,9 @@ def test_keyword_overrides_short_dotted_and_double_underscore() -> None:
 def test_unknown_and_ambiguous_overrides_are_one_line_errors() -> None:
     with pytest.raises(UserError, match="unknown option hiden_size.*did you mean hidden_size"):
         Toy(hiden_size=8)
-    with pytest.raises(UserError, match="dropout is ambiguous; pass data__dropout or model__dropout"):
+    with pytest.raises(
+        UserError, match="dropout is ambiguous; pass data__dropout or model__dropout"
+    ):
         Toy(dropout=0.2)
     with pytest.raises(UserError, match="must be int"):
         Toy(hidden_size="wide")

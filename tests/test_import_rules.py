@@ -34,7 +34,9 @@ def _module_name(path: Path) -> str:
 def _imports(path: Path) -> set[str]:
     """Every module ``path`` imports (top level and inside functions), absolute names."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
+    package = (
+        _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
+    )
     out: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -123,9 +125,15 @@ def test_imports_inside_an_application_run_one_way(app: str) -> None:
         for dep in deps:
             dep_rank = LAYERS.get(dep.rsplit(".", 1)[-1])
             if rank is not None and dep_rank is not None and dep_rank > rank:
-                bad.append(f"{mod} imports {dep} (imports run config <- data <- model <- estimator <- cli)")
+                bad.append(
+                    f"{mod} imports {dep} (imports run config <- data <- model <- estimator <- cli)"
+                )
     # No cycles (the package __init__ re-exports, so it is left out).
-    inner = {m: {d for d in deps if d != f"rnnkit.{app}"} for m, deps in graph.items() if m != f"rnnkit.{app}"}
+    inner = {
+        m: {d for d in deps if d != f"rnnkit.{app}"}
+        for m, deps in graph.items()
+        if m != f"rnnkit.{app}"
+    }
     state: dict[str, int] = {}
 
     def visit(m: str, stack: list[str]) -> None:

@@ -25,7 +25,10 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 
 # command -> (module with add_cli, one-line help); the order is that of `rnnkit --help`.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "gradients": ("rnnkit.experiments.gradients", "see gradients vanish (RNN) or survive (LSTM/GRU)"),
+    "gradients": (
+        "rnnkit.experiments.gradients",
+        "see gradients vanish (RNN) or survive (LSTM/GRU)",
+    ),
     "lab": ("rnnkit.experiments.lab", "long-range memory experiments: adding, copy, selective"),
     "forecast": ("rnnkit.forecast.cli", "time-series forecasting: backtest, train, eval, predict"),
     "sentiment": ("rnnkit.sentiment.cli", "text classification: train, eval, predict, explain"),

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -131,8 +132,10 @@ def write_json(path: str | os.PathLike[str] | None, obj: Any) -> None:
     print(f"json: {target}", file=sys.stderr)
 
 
-def add_verb_parser(verbs: Any, name: str, *, help: str, description: str) -> argparse.ArgumentParser:
-    """A reading verb (``eval``, ``predict``, ...): ``--checkpoint``, runtime options, ``--json``."""
+def add_verb_parser(
+    verbs: Any, name: str, *, help: str, description: str
+) -> argparse.ArgumentParser:
+    """A reading verb (``eval``, ``predict``, ...): --checkpoint, runtime options, --json."""
     p = verbs.add_parser(
         name,
         help=help,
@@ -169,8 +172,6 @@ class StrictArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
-
-
 
 
 def add_app_parser(subparsers: Any, name: str, *, help: str, description: str) -> Any:
@@ -210,7 +211,11 @@ def add_train_parser(
         description=description,
     )
     t.add_argument("--data", default=None, help=f"{data_help} (shortcut for --data.source)")
-    t.add_argument("--preset", default=None, help=f"preset name (rnnkit/{app}/presets/NAME.toml) or a .toml file")
+    t.add_argument(
+        "--preset",
+        default=None,
+        help=f"preset name (rnnkit/{app}/presets/NAME.toml) or a .toml file",
+    )
     t.add_argument(
         "--run-dir", default=None, help=f"where checkpoints and metrics go (default runs/{app})"
     )
@@ -245,5 +250,3 @@ def train_config(cls: type[T], args: argparse.Namespace, *, app: str, default_ru
     except UserError as exc:
         raise UserError(f"{saved / 'config.json'} is not a {app} config ({exc})") from exc
     return config_lib.apply_overrides(cfg, config_lib.overrides_from_args(args))
-
-

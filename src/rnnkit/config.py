@@ -63,6 +63,7 @@ def presets_dir(app: str) -> Path:
     root = os.environ.get("RNNKIT_CONFIGS")
     return Path(root) / app if root else PACKAGE_ROOT / app / "presets"
 
+
 _ARG_PREFIX = "cfg:"
 
 

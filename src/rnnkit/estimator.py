@@ -266,9 +266,12 @@ class Estimator:
         if self.verbose:
             yield
             return
-        with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
-            with contextlib.redirect_stdout(null):
-                yield
+        with (
+            open(os.devnull, "w") as null,
+            contextlib.redirect_stderr(null),
+            contextlib.redirect_stdout(null),
+        ):
+            yield
 
     def _say(self, message: str) -> None:
         """A progress message on stderr (silent with ``verbose=False``)."""

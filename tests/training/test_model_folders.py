@@ -30,7 +30,9 @@ def _model(seed: int = 0) -> torch.nn.Module:
 
 
 def _write(path: Path | str, seed: int = 0) -> Path:
-    return write_checkpoint(path, model=_model(seed), config={"seed": seed}, extra_json={"v.json": [1]})
+    return write_checkpoint(
+        path, model=_model(seed), config={"seed": seed}, extra_json={"v.json": [1]}
+    )
 
 
 def test_manifest_lists_every_file_with_size_and_sha256(tmp_path: Path) -> None:
@@ -87,7 +89,9 @@ def test_save_refuses_a_folder_that_is_not_an_rnnkit_model(tmp_path: Path) -> No
     d.mkdir()
     (d / "notes.txt").write_text("my notes")
     (d / "data.csv").write_text("a,b\n1,2\n")
-    with pytest.raises(UserError, match="not empty and is not an rnnkit model.*nothing was written"):
+    with pytest.raises(
+        UserError, match="not empty and is not an rnnkit model.*nothing was written"
+    ):
         _write(d)
     assert sorted(p.name for p in d.iterdir()) == ["data.csv", "notes.txt"]
     assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]

@@ -1,5 +1,8 @@
 """Sequence modules: a cell run over time, with layers, both directions and lengths.
 
+Longer than 400 lines: the fast (fused) and explicit paths of one module stay side by
+side, as in transformers' modeling_mamba.py.
+
 ``RNN``, ``LSTM`` and ``GRU`` take the arguments of torch.nn.RNN & co. (but
 ``batch_first=True``), own their parameters under torch.nn's names
 (``weight_ih_l0``, ``weight_hh_l1_reverse``, ...), and compute the same

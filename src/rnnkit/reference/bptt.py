@@ -1,5 +1,8 @@
 """Whole sequences: forward, hand-written backpropagation through time, truncated BPTT.
 
+Longer than 400 lines: each forward pass sits beside its hand-written backward pass,
+which must be read together.
+
 :func:`forward` runs a cell over a batch of sequences and :func:`backward`
 propagates gradients back through every step. The step equations are those of
 :mod:`rnnkit.reference.functional` (read that file for the maths); this file

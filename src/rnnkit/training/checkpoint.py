@@ -156,7 +156,11 @@ def _clean_leftovers(final: Path) -> None:
     """Remove ``<name>.tmp-<pid>-*`` directories that a killed writer left beside ``final``."""
     with contextlib.suppress(OSError):
         for entry in final.parent.iterdir():
-            rest = entry.name[len(final.name) + 5 :] if entry.name.startswith(final.name + ".tmp-") else ""
+            rest = (
+                entry.name[len(final.name) + 5 :]
+                if entry.name.startswith(final.name + ".tmp-")
+                else ""
+            )
             pid = rest.split("-", 1)[0]
             if entry.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
                 shutil.rmtree(entry, ignore_errors=True)
@@ -424,7 +428,9 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     except json.JSONDecodeError as exc:
         raise UserError(f"damaged: {path} is not valid JSON ({exc}); save or train again") from exc
     except UnicodeDecodeError as exc:
-        raise UserError(f"damaged: {path} is not UTF-8 text ({exc.reason}); save or train again") from exc
+        raise UserError(
+            f"damaged: {path} is not UTF-8 text ({exc.reason}); save or train again"
+        ) from exc
 
 
 def load_tensors(file: str | os.PathLike[str]) -> dict[str, torch.Tensor]:

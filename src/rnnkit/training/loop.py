@@ -1,5 +1,8 @@
 """The one training loop: :class:`TrainConfig` + :class:`Trainer`.
 
+Longer than 400 lines: it is the one training loop, read top to bottom like nanoGPT's
+train.py; splitting it would scatter one sequence of steps.
+
 The loop knows nothing about the task. It takes
 
 - ``model``: any ``torch.nn.Module``;
