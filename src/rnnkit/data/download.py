@@ -17,9 +17,10 @@ Two environment variables:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
-import shutil
 import sys
 import tempfile
 import urllib.error
@@ -73,6 +74,61 @@ def _source_url(remote: RemoteFile) -> str:
     return remote.url
 
 
+def _stamp_path(target: Path) -> Path:
+    return target.with_name(target.name + ".verified")
+
+
+def _stamp(target: Path) -> dict[str, int]:
+    st = target.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _record_verified(target: Path, sha256: str) -> None:
+    stamp = _stamp_path(target)
+    tmp = stamp.with_name(f"{stamp.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"sha256": sha256, **_stamp(target)}), encoding="utf-8")
+    os.replace(tmp, stamp)
+
+
+def _cached_ok(target: Path, remote: RemoteFile, quiet: bool) -> bool:
+    """True when the cached ``target`` is ``remote``'s file (re-hashed if it changed)."""
+    with contextlib.suppress(OSError, ValueError):
+        recorded = json.loads(_stamp_path(target).read_text(encoding="utf-8"))
+        if recorded == {"sha256": remote.sha256, **_stamp(target)}:
+            return True
+    digest = sha256_of(target)
+    if digest == remote.sha256:
+        _record_verified(target, digest)
+        return True
+    if not quiet:
+        print(
+            f"cached {target} is damaged (sha256 {digest[:12]}..., expected "
+            f"{remote.sha256[:12]}...); downloading it again",
+            file=sys.stderr,
+        )
+    return False
+
+
+def _remove_dead_partials(target: Path) -> None:
+    """``<name>.<pid>.*.part`` files whose process is gone (killed mid-download)."""
+    prefix = target.name + "."
+    with contextlib.suppress(OSError):
+        for entry in target.parent.glob(f"{target.name}.*.part"):
+            pid = entry.name[len(prefix) :].split(".", 1)[0]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                entry.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - another user's process
+        return True
+    return True
+
+
 def fetch(remote: RemoteFile, *, root: Path | None = None, quiet: bool = False) -> Path:
     """Return the local path of ``remote``, downloading and verifying it if needed.
 
@@ -85,13 +141,18 @@ def fetch(remote: RemoteFile, *, root: Path | None = None, quiet: bool = False) 
     """
     root = root if root is not None else cache_dir()
     target = root / (remote.cache_name or remote.mirror_path)
-    if target.is_file():
+    if target.exists() and not target.is_file():
+        raise UserError(f"cache entry {target} is not a file; remove it so the file can be cached")
+    if target.is_file() and _cached_ok(target, remote, quiet):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_dead_partials(target)
     url = _source_url(remote)
     if not quiet:
         print(f"downloading {url} -> {target}", file=sys.stderr)
-    fd, tmp_name = tempfile.mkstemp(prefix=target.name + ".", suffix=".part", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f"{target.name}.{os.getpid()}.", suffix=".part", dir=target.parent
+    )
     tmp = Path(tmp_name)
     try:
         h = hashlib.sha256()
@@ -112,7 +173,8 @@ def fetch(remote: RemoteFile, *, root: Path | None = None, quiet: bool = False) 
                 f"checksum mismatch for {url}: expected sha256 {remote.sha256}, got {digest}; "
                 "the file was not cached, try again or report the changed source"
             )
-        shutil.move(str(tmp), target)
+        os.replace(tmp, target)  # atomic: a concurrent fetch sees the old file or this one
+        _record_verified(target, digest)
     finally:
         tmp.unlink(missing_ok=True)
     return target
