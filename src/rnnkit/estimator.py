@@ -361,13 +361,18 @@ class Estimator:
             cfg = config_lib.from_dict(cls.config_class, read_json(d / "config.json"))
         except UserError as exc:
             raise UserError(f"{d / 'config.json'} is not a {cls.app} config ({exc})") from exc
-        est = cls(config=cfg, device=device, threads=threads, verbose=verbose)
+        est = cls._from_config(cfg, device=device, threads=threads, verbose=verbose)
         with est._threads():
             est._restore(d)
         est.metrics_ = dict(manifest.get("metrics") or {})
         if device is not None:
             est._to_device()
         return est
+
+    @classmethod
+    def _from_config(cls, cfg: Any, **runtime: Any) -> Estimator:
+        """The estimator that ``load`` fills in: override if ``__init__`` takes no config."""
+        return cls(config=cfg, **runtime)
 
     def _to_device(self) -> None:
         """Move the fitted model to ``self.device`` (after ``load(device=...)``)."""
