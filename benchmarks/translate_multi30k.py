@@ -5,7 +5,7 @@ Usage::
     python benchmarks/translate_multi30k.py --budget-minutes 60 --threads 1   # the target run
     python benchmarks/translate_multi30k.py --budget-minutes 10 --epochs 2  # a short check
 
-Trains ``src/rnnkit/configs/translate/multi30k.toml`` (1-layer bidirectional GRU 256
+Trains ``src/rnnkit/translate/presets/multi30k.toml`` (1-layer bidirectional GRU 256
 encoder, GRU 256 decoder with Luong attention and input feeding, byte-level
 BPE 8000 per language) for ``--epochs`` epochs or until the budget runs out
 (the learning-rate schedule spans ``--epochs``), scoring validation BLEU
@@ -28,9 +28,8 @@ from pathlib import Path
 
 import torch
 
-from rnnkit.data.parallel import clean_pairs, load_pairs
-from rnnkit.pipelines.translate import Translator, load_config, score
-from rnnkit.training import read_metrics
+from rnnkit import Translator
+from rnnkit.translate import load_config
 
 
 def main() -> int:
@@ -62,24 +61,21 @@ def main() -> int:
     )
     print(f"torch threads: {torch.get_num_threads()}", file=sys.stderr)
     t0 = time.perf_counter()
-    tr = Translator(cfg).fit(run_dir=args.run_dir)
+    # A rerun replaces the previous run in the benchmark's own run directory.
+    tr = Translator(cfg).fit(run_dir=args.run_dir, overwrite=True)
     train_s = time.perf_counter() - t0
     res = tr.result_
 
-    val, _ = clean_pairs(load_pairs("multi30k:val", src_lang=args.src, tgt_lang=args.tgt))
-    srcs, refs = [p.src for p in val], [p.tgt for p in val]
     decoded = {}
     for name, beam in (("greedy", 1), (f"beam{args.beam}", args.beam)):
         t1 = time.perf_counter()
-        hyps = tr.translate(srcs, beam=beam)
+        m = tr.evaluate(beam=beam)  # the config's validation data: multi30k:val
         dt = time.perf_counter() - t1
-        m = score(hyps, refs)
         decoded[name] = {"bleu": m["bleu"], "chrf": m["chrf"], "seconds": dt}
         sig = m["bleu_signature"]
     curve = [
         {"step": r["step"], "bleu_greedy": r.get("bleu"), "val_loss": r.get("val_loss")}
-        for r in read_metrics(Path(args.run_dir) / "metrics.jsonl")
-        if r.get("kind") == "eval"
+        for r in tr.history_
     ]
     report = {
         "direction": f"{args.src}-{args.tgt}",

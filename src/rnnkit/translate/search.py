@@ -1,4 +1,4 @@
-"""Greedy and batched beam search over :class:`rnnkit.models.seq2seq.Seq2Seq`.
+"""Greedy and batched beam search over :class:`rnnkit.translate.model.Seq2Seq`.
 
 Both advance the decoder one :meth:`Seq2Seq.step` at a time, carrying only
 its O(1) state (the RNN state and the input-feeding vector), and both stop a
@@ -25,7 +25,7 @@ import math
 import torch
 from torch import Tensor
 
-from rnnkit.models.seq2seq import PAD_ID, Seq2Seq
+from rnnkit.translate.model import PAD_ID, Seq2Seq
 
 __all__ = ["beam_search", "greedy_search", "max_lengths"]
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import gzip
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -33,15 +33,22 @@ from torch import Tensor
 
 from rnnkit.data.download import RemoteFile, fetch
 from rnnkit.errors import UserError
+from rnnkit.translate.config import TranslateDataConfig
 
 __all__ = [
     "MULTI30K",
     "Pair",
     "PairBatches",
+    "PairsLike",
     "Seq2SeqBatch",
+    "as_pairs",
     "clean_pairs",
+    "cleaned",
+    "eval_source",
+    "fit_pairs",
     "load_pairs",
     "make_batch",
+    "prepare_pairs",
     "read_lines",
 ]
 
@@ -149,6 +156,98 @@ def clean_pairs(pairs: Sequence[Pair]) -> tuple[list[Pair], int]:
     kept = [Pair(p.src.strip(), p.tgt.strip()) for p in pairs]
     kept = [p for p in kept if p.src and p.tgt]
     return kept, len(pairs) - len(kept)
+
+
+Say = Callable[[str], None]
+
+
+def _silent(message: str) -> None:
+    pass
+
+
+def as_pairs(pairs: Sequence[Pair | tuple[str, str]], what: str) -> list[Pair]:
+    """``pairs`` as :class:`Pair` objects; a one-line error for anything else."""
+    if isinstance(pairs, (str, bytes)):
+        raise UserError(f"{what} pairs must be a list of (source, target) pairs, got a string")
+    out = []
+    for i, p in enumerate(pairs):
+        if not (
+            isinstance(p, (tuple, list)) and len(p) == 2 and all(isinstance(s, str) for s in p)
+        ):
+            raise UserError(
+                f"{what} pair {i + 1} is {p!r}; each pair must be (source text, target text)"
+            )
+        out.append(Pair(*p))
+    return out
+
+
+def cleaned(pairs: Sequence[Pair], what: str, say: Say = _silent) -> list[Pair]:
+    """:func:`clean_pairs`, reporting the dropped count through ``say``; error if none is left."""
+    kept, dropped = clean_pairs(pairs)
+    if dropped:
+        say(f"translate: dropped {dropped} {what} pairs with an empty side")
+    if not kept:
+        raise UserError(f"no {what} sentence pairs left (all empty); check the data")
+    return kept
+
+
+def prepare_pairs(cfg: TranslateDataConfig, say: Say = _silent) -> tuple[list[Pair], list[Pair]]:
+    """Training and validation pairs from ``cfg`` (empty pairs dropped, counts said)."""
+    pairs = load_pairs(cfg.source, src_lang=cfg.src_lang, tgt_lang=cfg.tgt_lang)
+    if cfg.val_source:
+        val = load_pairs(cfg.val_source, src_lang=cfg.src_lang, tgt_lang=cfg.tgt_lang, split="val")
+    elif cfg.source.partition(":")[0] == "multi30k":
+        val = load_pairs("multi30k:val", src_lang=cfg.src_lang, tgt_lang=cfg.tgt_lang)
+    else:
+        n_val = max(1, int(round(len(pairs) * cfg.val_fraction)))
+        pairs, val = pairs[:-n_val], pairs[-n_val:]
+    return cleaned(pairs, "training", say), cleaned(val, "validation", say)
+
+
+PairsLike = Sequence[Pair | tuple[str, str]]
+
+
+def fit_pairs(
+    cfg: TranslateDataConfig,
+    pairs: PairsLike | None,
+    val_pairs: PairsLike | None,
+    say: Say = _silent,
+) -> tuple[list[Pair], list[Pair], str]:
+    """Training pairs, validation pairs and what the validation pairs are (for the model card).
+
+    ``pairs=None`` reads ``cfg`` (:func:`prepare_pairs`); ``val_pairs=None`` with
+    ``pairs`` holds out the last ``cfg.val_fraction`` of them.
+    """
+    if pairs is None:
+        train, val = prepare_pairs(cfg, say)
+        what = cfg.val_source or (
+            "multi30k:val"
+            if cfg.source.partition(":")[0] == "multi30k"
+            else f"the last {cfg.val_fraction:.0%} of {cfg.source}"
+        )
+    else:
+        train = cleaned(as_pairs(pairs, "training"), "training", say)
+        if val_pairs is None:
+            n_val = max(1, int(round(len(train) * cfg.val_fraction)))
+            train, val = train[:-n_val], train[-n_val:]
+            what = f"the last {cfg.val_fraction:.0%} of the pairs passed to fit()"
+    if val_pairs is not None:
+        val = cleaned(as_pairs(val_pairs, "validation"), "validation", say)
+        what = "the validation pairs passed to fit()"
+    return train, val, what
+
+
+def eval_source(cfg: TranslateDataConfig) -> str:
+    """The validation data named by a training config: ``val_source``, else ``multi30k:val``."""
+    if cfg.val_source:
+        return cfg.val_source
+    if cfg.source.partition(":")[0] == "multi30k":
+        return "multi30k:val"
+    raise UserError(
+        "no evaluation data: the model was trained on a held-out fraction of "
+        f"{cfg.source!r}; pass the pairs (CLI: --data SRC_FILE,TGT_FILE, a TSV file or "
+        "multi30k:val)"
+    )
 
 
 class Seq2SeqBatch(NamedTuple):

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from rnnkit import Translator, UserError
 from rnnkit.cli import main
-from rnnkit.data.parallel import load_pairs
-from rnnkit.errors import UserError
-from rnnkit.pipelines.translate import Translator, load_config, score
+from rnnkit.translate import load_config
+from rnnkit.translate.data import load_pairs
+from rnnkit.translate.metrics import score
 
 EN = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 DE = ["null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun"]

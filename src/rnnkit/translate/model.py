@@ -25,62 +25,27 @@ Training runs the same :meth:`Seq2Seq.step` as decoding, with the reference
 token fed back (teacher forcing) or, with probability
 ``sampling_ratio``, the model's own previous prediction (scheduled sampling,
 Bengio et al. 2015).
+
+The model's options, :class:`~rnnkit.translate.config.Seq2SeqConfig`, sit in
+the application's config module (the config tree imports nothing of the
+application); it is re-exported here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.errors import UserError
 from rnnkit.nn import build_recurrent
-from rnnkit.nn.attention import ATTENTION_TYPES, build_attention
+from rnnkit.nn.attention import build_attention
+from rnnkit.translate.config import Seq2SeqConfig
 
 __all__ = ["DecoderState", "Memory", "Seq2Seq", "Seq2SeqConfig", "Seq2SeqOutput", "PAD_ID"]
 
 PAD_ID = 0
-
-
-@dataclass(kw_only=True)
-class Seq2SeqConfig:
-    src_vocab_size: int = field(default=0, metadata={"derived": True})  # from the tokenizer
-    tgt_vocab_size: int = field(default=0, metadata={"derived": True})  # incl. BOS and EOS
-    cell: str = "gru"  # gru | lstm
-    embed_dim: int = 256
-    hidden_size: int = 256  # decoder state; the encoder has hidden_size per direction
-    num_layers: int = 1
-    attention: str = "multiplicative"  # multiplicative (Luong general) | additive (Bahdanau)
-    input_feeding: bool = True
-    dropout: float = 0.2
-    tie_embeddings: bool = False  # output matrix = target embeddings (needs embed_dim == hidden)
-
-    def validate(self) -> None:
-        if self.cell not in ("gru", "lstm"):
-            raise UserError(f"model.cell must be gru or lstm, got {self.cell!r}")
-        if self.attention not in ATTENTION_TYPES:
-            raise UserError(
-                f"model.attention must be one of {', '.join(ATTENTION_TYPES)}, "
-                f"got {self.attention!r}"
-            )
-        for name in ("embed_dim", "hidden_size", "num_layers"):
-            if getattr(self, name) <= 0:
-                raise UserError(f"model.{name} must be > 0, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise UserError(f"model.dropout must be in [0, 1), got {self.dropout}")
-        if self.tie_embeddings and self.embed_dim != self.hidden_size:
-            raise UserError(
-                f"model.tie_embeddings needs model.embed_dim == model.hidden_size, got "
-                f"{self.embed_dim} and {self.hidden_size}; set them equal or turn tying off"
-            )
-        if self.src_vocab_size < 3 or self.tgt_vocab_size < 4:
-            raise ValueError(
-                f"vocabulary sizes must come from fitted tokenizers, got src "
-                f"{self.src_vocab_size}, tgt {self.tgt_vocab_size}"
-            )
 
 
 class Memory(NamedTuple):

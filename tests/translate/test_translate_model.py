@@ -8,11 +8,11 @@ import random
 import pytest
 import torch
 
-from rnnkit.data.parallel import make_batch
 from rnnkit.errors import UserError
-from rnnkit.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from rnnkit.training import load_model_weights, write_checkpoint
-from rnnkit.translation import beam_search, greedy_search, max_lengths
+from rnnkit.translate.data import make_batch
+from rnnkit.translate.model import Seq2Seq, Seq2SeqConfig
+from rnnkit.translate.search import beam_search, greedy_search, max_lengths
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +30,7 @@ def _reverse_data(rng: random.Random, n: int) -> tuple[list[list[int]], list[lis
 
 
 # Additive attention also learns the (GRU) number-word task in the default suite
-# (tests/pipelines/test_translate.py); here the LSTM + additive variant is slow-marked.
+# (tests/translate/test_translate.py); here the LSTM + additive variant is slow-marked.
 @pytest.mark.parametrize(
     ("attention", "cell"),
     [("multiplicative", "gru"), pytest.param("additive", "lstm", marks=pytest.mark.slow)],

@@ -1,0 +1,149 @@
+"""The translation config tree: data, model, train and decode sections.
+
+Values come from these defaults <- a preset (``rnnkit/translate/presets/NAME.toml``)
+<- dotted overrides (``model.hidden_size=512``; :func:`load_config`). The
+model's config, :class:`Seq2SeqConfig`, lives here too rather than in
+:mod:`rnnkit.translate.model`, so that the config tree imports nothing of the
+application (imports run config <- data <- model <- estimator <- cli).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rnnkit import config as config_lib
+from rnnkit.errors import UserError
+from rnnkit.nn.attention import ATTENTION_TYPES
+from rnnkit.training import TrainConfig
+
+__all__ = [
+    "DecodeConfig",
+    "Seq2SeqConfig",
+    "TranslateConfig",
+    "TranslateDataConfig",
+    "check_config",
+    "check_decode",
+    "load_config",
+]
+
+
+@dataclass(kw_only=True)
+class TranslateDataConfig:
+    source: str = "multi30k"  # multi30k | SRC_FILE,TGT_FILE | FILE.tsv (gzip accepted)
+    src_lang: str = "en"  # multi30k only: en or de
+    tgt_lang: str = "de"
+    val_source: str = ""  # "": multi30k -> its validation split, else the last val_fraction
+    val_fraction: float = 0.05
+    vocab_size: int = 8000  # byte-level BPE vocabulary per language (>= 260)
+    max_tokens: int = 100  # training pairs with a longer side (subword tokens) are dropped
+    batch_size: int = 64
+    bleu_sentences: int = 0  # validation sentences decoded for BLEU at each evaluation; 0 = all
+
+
+@dataclass(kw_only=True)
+class Seq2SeqConfig:
+    """The encoder-decoder's shape (:class:`rnnkit.translate.model.Seq2Seq`)."""
+
+    src_vocab_size: int = field(default=0, metadata={"derived": True})  # from the tokenizer
+    tgt_vocab_size: int = field(default=0, metadata={"derived": True})  # incl. BOS and EOS
+    cell: str = "gru"  # gru | lstm
+    embed_dim: int = 256
+    hidden_size: int = 256  # decoder state; the encoder has hidden_size per direction
+    num_layers: int = 1
+    attention: str = "multiplicative"  # multiplicative (Luong general) | additive (Bahdanau)
+    input_feeding: bool = True
+    dropout: float = 0.2
+    tie_embeddings: bool = False  # output matrix = target embeddings (needs embed_dim == hidden)
+
+    def validate(self) -> None:
+        if self.cell not in ("gru", "lstm"):
+            raise UserError(f"model.cell must be gru or lstm, got {self.cell!r}")
+        if self.attention not in ATTENTION_TYPES:
+            raise UserError(
+                f"model.attention must be one of {', '.join(ATTENTION_TYPES)}, "
+                f"got {self.attention!r}"
+            )
+        for name in ("embed_dim", "hidden_size", "num_layers"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"model.{name} must be > 0, got {getattr(self, name)}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise UserError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if self.tie_embeddings and self.embed_dim != self.hidden_size:
+            raise UserError(
+                f"model.tie_embeddings needs model.embed_dim == model.hidden_size, got "
+                f"{self.embed_dim} and {self.hidden_size}; set them equal or turn tying off"
+            )
+        if self.src_vocab_size < 3 or self.tgt_vocab_size < 4:
+            raise ValueError(
+                f"vocabulary sizes must come from fitted tokenizers, got src "
+                f"{self.src_vocab_size}, tgt {self.tgt_vocab_size}"
+            )
+
+
+@dataclass(kw_only=True)
+class DecodeConfig:
+    beam: int = 5  # 1 = greedy
+    alpha: float = 1.0  # length normalisation: score / length ** alpha
+    max_len_ratio: float = 2.0  # at most max(10, ceil(ratio * source tokens)) output tokens
+    batch_size: int = 64
+
+
+def _default_train() -> TrainConfig:
+    return TrainConfig(
+        max_steps=5000,
+        lr=2e-3,
+        min_lr=1e-4,
+        warmup_steps=200,
+        eval_interval=500,
+        checkpoint_interval=500,
+        eval_metric="bleu",
+        eval_mode="max",
+        carry_state=False,
+    )
+
+
+@dataclass(kw_only=True)
+class TranslateConfig:
+    data: TranslateDataConfig = field(default_factory=TranslateDataConfig)
+    model: Seq2SeqConfig = field(default_factory=Seq2SeqConfig)
+    train: TrainConfig = field(default_factory=_default_train)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    label_smoothing: float = 0.1
+    sampling_ratio: float = 0.0  # scheduled sampling: feed own predictions with this probability
+    epochs: int = 0  # > 0: max_steps = epochs x batches per epoch, BLEU evaluated every epoch
+    run_dir: str = "runs/translate"
+
+
+def load_config(
+    *, preset: str | None = None, overrides: Iterable[str] | Mapping[str, Any] = ()
+) -> TranslateConfig:
+    """Defaults <- ``rnnkit/translate/presets/<preset>.toml`` <- overrides."""
+    return config_lib.load_config(
+        TranslateConfig, app="translate", preset=preset, overrides=overrides
+    )
+
+
+def check_config(cfg: TranslateConfig) -> None:
+    """The checks that need more than one field's type (one-line UserErrors)."""
+    if not 0.0 <= cfg.label_smoothing < 1.0:
+        raise UserError(f"label_smoothing must be in [0, 1), got {cfg.label_smoothing}")
+    if not 0.0 <= cfg.sampling_ratio <= 1.0:
+        raise UserError(f"sampling_ratio must be in [0, 1], got {cfg.sampling_ratio}")
+    if cfg.epochs < 0:
+        raise UserError(f"epochs must be >= 0, got {cfg.epochs}")
+    if cfg.data.max_tokens < 1:
+        raise UserError(f"data.max_tokens must be >= 1, got {cfg.data.max_tokens}")
+    if not 0.0 < cfg.data.val_fraction < 1.0:
+        raise UserError(f"data.val_fraction must be in (0, 1), got {cfg.data.val_fraction}")
+    check_decode(cfg.decode.beam, cfg.decode.alpha, cfg.decode.max_len_ratio)
+
+
+def check_decode(beam: int, alpha: float, ratio: float) -> None:
+    if beam < 1:
+        raise UserError(f"beam must be >= 1 (1 = greedy), got {beam}")
+    if alpha < 0:
+        raise UserError(f"alpha (length normalisation) must be >= 0, got {alpha}")
+    if ratio <= 0:
+        raise UserError(f"max_len_ratio must be > 0, got {ratio}")
