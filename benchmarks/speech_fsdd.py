@@ -1,6 +1,6 @@
 """Speech recognition quality on FSDD: single digits, connected digits, held-out speaker.
 
-Trains the preset (``src/rnnkit/configs/speech/<preset>.toml``) within its time budget,
+Trains the preset (``src/rnnkit/speech/presets/<preset>.toml``) within its time budget,
 then scores the held-out test split with greedy decoding, prefix beam search
 (beam 8) and beam search with the character 3-gram LM. Prints one JSON line
 and writes it to ``<run_dir>/benchmark.json``.
@@ -18,12 +18,11 @@ import argparse
 import json
 import os
 import time
-from dataclasses import replace
 from pathlib import Path
 
-import torch
-
-from rnnkit.pipelines import speech
+from rnnkit import SpeechRecognizer
+from rnnkit.speech import load_config
+from rnnkit.speech.data import load_splits
 
 __all__ = ["main"]
 
@@ -33,20 +32,20 @@ def main() -> None:
     ap.add_argument("--preset", default="fsdd", help="fsdd | fsdd_connected | fsdd_speaker")
     ap.add_argument("--max-seconds", type=float, default=0.0, help="training budget; 0 = preset's")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    ap.add_argument("--run-dir", default=None)
+    ap.add_argument("--run-dir", default=None, help="default: the preset's run_dir")
+    ap.add_argument("--overwrite", action="store_true", help="replace a run in --run-dir")
     ap.add_argument("--overrides", nargs="*", default=[], help="dotted config overrides")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    cfg = speech.load_config(preset=args.preset, overrides=args.overrides)
+    cfg = load_config(preset=args.preset, overrides=args.overrides)
+    rec = SpeechRecognizer(config=cfg, threads=args.threads)
     if args.max_seconds:
-        cfg = replace(cfg, train=replace(cfg.train, max_seconds=args.max_seconds))
-    if args.run_dir:
-        cfg = replace(cfg, run_dir=args.run_dir)
+        rec.set_params(train__max_seconds=args.max_seconds)
+    run_dir = args.run_dir or cfg.run_dir
     load_start = os.getloadavg()[0]
     t0 = time.perf_counter()
-    rec, result = speech.train(cfg)
+    rec.fit(run_dir=run_dir, overwrite=args.overwrite)
     train_s = time.perf_counter() - t0
-    _, _, test = speech.load_splits(cfg)
+    _, _, test = load_splits(rec.config)  # the held-out test split, read once
     scores = {}
     for name, beam, lm_weight in (("greedy", 1, 0.0), ("beam8", 8, 0.0), ("beam8_lm", 8, 0.3)):
         t1 = time.perf_counter()
@@ -56,6 +55,7 @@ def main() -> None:
             "cer": round(m["cer"], 4),
             "seconds": round(time.perf_counter() - t1, 1),
         }
+    result = rec.result_
     out = {
         "preset": args.preset,
         "test_utterances": len(test),
@@ -69,7 +69,7 @@ def main() -> None:
     }
     line = json.dumps(out)
     print(line)
-    Path(cfg.run_dir, "benchmark.json").write_text(line + "\n")
+    Path(run_dir, "benchmark.json").write_text(line + "\n")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""CTC decoding: best path (greedy), prefix beam search, character n-gram LM, word times.
+"""CTC decoding: best path (greedy), prefix beam search, character n-gram LM, word times,
+error rates.
 
 Input: ``log_probs`` (T, V) of one utterance, label 0 = blank.
 
@@ -34,7 +35,9 @@ from rnnkit.errors import UserError
 __all__ = [
     "CharNgramLM",
     "Decoded",
+    "Transcript",
     "Word",
+    "error_rates",
     "greedy_decode",
     "prefix_beam_search",
     "word_times",
@@ -57,6 +60,23 @@ class Word(NamedTuple):
     word: str
     start: float  # seconds
     end: float  # seconds
+
+
+class Transcript(NamedTuple):
+    """What ``SpeechRecognizer.transcribe`` returns per input."""
+
+    text: str
+    words: list[Word]  # per-word (word, start_s, end_s) from the alignment
+
+
+def error_rates(refs: list[str], hyps: list[str], prefix: str = "") -> dict[str, float]:
+    """Word and character error rates of ``hyps`` against ``refs`` (computed by jiwer)."""
+    import jiwer
+
+    return {
+        f"{prefix}wer": float(jiwer.wer(refs, hyps)),
+        f"{prefix}cer": float(jiwer.cer(refs, hyps)),
+    }
 
 
 def _as_numpy(log_probs: Tensor | np.ndarray) -> np.ndarray:

@@ -10,8 +10,9 @@ import soundfile as sf
 import torch
 from scipy.signal import get_window
 
-from rnnkit.data.audio import (
-    FeatureConfig,
+from rnnkit.errors import UserError
+from rnnkit.speech import FeatureConfig
+from rnnkit.speech.features import (
     LogMel,
     frames_in,
     hz_to_mel,
@@ -20,7 +21,6 @@ from rnnkit.data.audio import (
     mel_to_hz,
     spec_augment,
 )
-from rnnkit.errors import UserError
 
 
 def test_mel_scale_published_points() -> None:

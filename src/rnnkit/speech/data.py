@@ -1,4 +1,4 @@
-"""Speech corpora for CTC: manifests, LibriSpeech folders, FSDD and connected digits.
+"""Speech corpora for CTC: manifests, LibriSpeech folders, FSDD, connected digits, splits.
 
 An utterance is audio (a file path or samples already in memory) plus its
 transcript. Sources:
@@ -10,12 +10,15 @@ transcript. Sources:
   ``<utterance-id> <TRANSCRIPT>`` beside ``<utterance-id>.flac`` (or ``.wav``);
 - ``fsdd``: the Free Spoken Digit Dataset (8 kHz, "zero".."nine", six
   speakers), downloaded file by file from the dataset's GitHub repository at a
-  pinned commit, each file checked against its sha256;
+  pinned commit, each file checked against its sha256 (``fsdd_sha256sums.txt``
+  beside this module);
 - connected digits: FSDD clips concatenated with short random silences
   (:func:`connected_digits`).
 
-Transcripts are normalised (:func:`normalize_text`: lower case, single spaces).
-:class:`CharVocab` maps characters to CTC labels with the blank at index 0.
+:func:`load_splits` turns the ``data`` section of the config into (train,
+validation, test) utterances and :func:`eval_utterances` picks what
+``evaluate`` scores. Transcripts are normalised (:func:`normalize_text`:
+lower case, single spaces).
 """
 
 from __future__ import annotations
@@ -24,41 +27,43 @@ import csv
 import json
 import os
 import re
-from collections.abc import Iterator, Sequence
+import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from rnnkit.data.download import RemoteFile, fetch
 from rnnkit.errors import UserError
+from rnnkit.speech.config import SpeechConfig
+from rnnkit.speech.features import load_audio
 
 __all__ = [
     "DIGIT_WORDS",
+    "AudioInput",
     "FSDD_COMMIT",
-    "CharVocab",
-    "SpeechBatch",
-    "SpeechBatches",
     "Utterance",
-    "collate",
+    "as_utterances",
+    "audio_of",
     "connected_digits",
-    "ctc_min_frames",
+    "eval_utterances",
     "fsdd_files",
     "fsdd_take",
     "fsdd_utterances",
     "load_source",
+    "load_splits",
     "normalize_text",
     "read_librispeech",
     "read_manifest",
+    "split_off_validation",
 ]
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 FSDD_COMMIT = "26eb9aaf76e81b692f806f9140c2d2777410d7a1"
 _FSDD_URL = f"https://raw.githubusercontent.com/Jakobovski/free-spoken-digit-dataset/{FSDD_COMMIT}/"
-_FSDD_SUMS = Path(__file__).resolve().parent.parent / "speech" / "fsdd_sha256sums.txt"
+_FSDD_SUMS = Path(__file__).resolve().parent / "fsdd_sha256sums.txt"
 _FSDD_NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
 
 
@@ -75,57 +80,6 @@ class Utterance:
 def normalize_text(text: str) -> str:
     """Lower case, whitespace runs collapsed to one space, ends stripped."""
     return " ".join(text.lower().split())
-
-
-def ctc_min_frames(labels: Sequence[int]) -> int:
-    """The fewest CTC frames that can emit ``labels``: its length plus one blank per repeat."""
-    repeats = sum(1 for a, b in zip(labels, labels[1:], strict=False) if a == b)
-    return len(labels) + repeats
-
-
-class CharVocab:
-    """Characters <-> CTC labels; label 0 is the blank, characters follow in sorted order."""
-
-    def __init__(self) -> None:
-        self.chars_: list[str] = []
-        self.stoi_: dict[str, int] = {}
-
-    def fit(self, texts: Sequence[str]) -> CharVocab:
-        chars = sorted(set("".join(texts)))
-        if not chars:
-            raise UserError("the training transcripts are empty; give each utterance its text")
-        self.chars_ = chars
-        self.stoi_ = {c: i + 1 for i, c in enumerate(chars)}
-        return self
-
-    def __len__(self) -> int:
-        """Number of CTC classes: characters + blank."""
-        return len(self.chars_) + 1
-
-    def unknown(self, text: str) -> set[str]:
-        return set(text) - set(self.stoi_)
-
-    def encode(self, text: str) -> list[int]:
-        bad = self.unknown(text)
-        if bad:
-            raise UserError(
-                f"transcript {text!r} has characters outside the vocabulary "
-                f"{''.join(sorted(bad))!r}; the model knows {''.join(self.chars_)!r}"
-            )
-        return [self.stoi_[c] for c in text]
-
-    def decode(self, labels: Sequence[int]) -> str:
-        return "".join(self.chars_[i - 1] for i in labels if i > 0)
-
-    def to_dict(self) -> dict[str, list[str]]:
-        return {"chars": self.chars_}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, list[str]]) -> CharVocab:
-        v = cls()
-        v.chars_ = list(d["chars"])
-        v.stoi_ = {c: i + 1 for i, c in enumerate(v.chars_)}
-        return v
 
 
 # ---------------------------------------------------------------------------
@@ -231,8 +185,6 @@ def fsdd_utterances(
             f"choose from {', '.join(sorted(known))}"
         )
     if not quiet and files:
-        import sys
-
         print(f"fsdd: {len(files)} recordings (fetched once, then cached)", file=sys.stderr)
     for remote, digit, speaker, take in files:
         path = fetch(remote, quiet=True)
@@ -243,20 +195,6 @@ def fsdd_utterances(
 def fsdd_take(u: Utterance) -> int:
     """The take index of an FSDD utterance (``7_jackson_32.wav`` -> 32)."""
     return int(u.key.rsplit("#", 1)[1])
-
-
-def load_source(source: str, **fsdd_kwargs: object) -> list[Utterance]:
-    """``fsdd``, a manifest file or a LibriSpeech-style folder."""
-    if source == "fsdd":
-        return fsdd_utterances(**fsdd_kwargs)  # type: ignore[arg-type]
-    p = Path(source)
-    if p.is_dir():
-        return read_librispeech(p)
-    if p.suffix in (".csv", ".tsv", ".jsonl"):
-        return read_manifest(p)
-    raise UserError(
-        f"data source {source!r} is neither 'fsdd', a folder, nor a .csv/.tsv/.jsonl manifest"
-    )
 
 
 def connected_digits(
@@ -295,77 +233,145 @@ def connected_digits(
     return out
 
 
-# ---------------------------------------------------------------------------
-# Batches
-# ---------------------------------------------------------------------------
-
-
-class SpeechBatch(NamedTuple):
-    feats: Tensor  # (B, T, M), zero-padded
-    feat_lens: Tensor  # (B,) int64
-    targets: Tensor  # (B, S) int64, zero-padded labels (1..V-1)
-    target_lens: Tensor  # (B,) int64
-
-
-def collate(items: Sequence[tuple[Tensor, list[int]]]) -> SpeechBatch:
-    B = len(items)
-    T = max(f.size(0) for f, _ in items)
-    S = max(1, max(len(t) for _, t in items))
-    feats = torch.zeros(B, T, items[0][0].size(1))
-    targets = torch.zeros(B, S, dtype=torch.long)
-    for b, (f, t) in enumerate(items):
-        feats[b, : f.size(0)] = f
-        targets[b, : len(t)] = torch.tensor(t, dtype=torch.long)
-    return SpeechBatch(
-        feats,
-        torch.tensor([f.size(0) for f, _ in items]),
-        targets,
-        torch.tensor([len(t) for _, t in items]),
+def load_source(source: str, *, quiet: bool = False, **fsdd_kwargs: object) -> list[Utterance]:
+    """``fsdd``, a manifest file or a LibriSpeech-style folder."""
+    if source == "fsdd":
+        return fsdd_utterances(quiet=quiet, **fsdd_kwargs)  # type: ignore[arg-type]
+    p = Path(source)
+    if p.is_dir():
+        return read_librispeech(p)
+    if p.suffix in (".csv", ".tsv", ".jsonl"):
+        return read_manifest(p)
+    raise UserError(
+        f"data source {source!r} is neither 'fsdd', a folder, nor a .csv/.tsv/.jsonl manifest"
     )
 
 
-class SpeechBatches:
-    """Shuffled batches of similar length (sorted within pools of 50 batches), per epoch.
+# ---------------------------------------------------------------------------
+# Audio of an utterance, splits
+# ---------------------------------------------------------------------------
 
-    Deterministic for a given (seed, epoch): a resumed run sees the same batches.
+
+def audio_of(u: Utterance, sample_rate: int) -> np.ndarray:
+    """The mono float32 samples of ``u`` (read and resampled when it is a file)."""
+    if isinstance(u.audio, np.ndarray):
+        return np.asarray(u.audio, dtype=np.float32).flatten()
+    return load_audio(u.audio, sample_rate)
+
+
+AudioInput = str | os.PathLike[str] | np.ndarray | torch.Tensor
+
+
+def as_utterances(inputs: AudioInput | Iterable[AudioInput]) -> list[Utterance]:
+    """Inputs of ``transcribe`` as :class:`Utterance` objects without text.
+
+    ``inputs``: one path or 1-D array of samples, or an iterable of them.
     """
-
-    def __init__(
-        self,
-        items: Sequence[tuple[Tensor, list[int]]],
-        batch_size: int,
-        *,
-        shuffle: bool = True,
-        seed: int = 0,
-    ) -> None:
-        if batch_size <= 0:
-            raise UserError(f"data.batch_size must be > 0, got {batch_size}")
-        self.items = list(items)
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return (len(self.items) + self.batch_size - 1) // self.batch_size
-
-    def __iter__(self) -> Iterator[SpeechBatch]:
-        n, bs = len(self.items), self.batch_size
-        if self.shuffle:
-            order = np.random.default_rng((self.seed, self.epoch)).permutation(n)
-            pool = 50 * bs
-            # Sort by length inside pools: less padding, still random across pools.
-            chunks = [
-                sorted(order[i : i + pool], key=lambda j: self.items[j][0].size(0))
-                for i in range(0, n, pool)
-            ]
-            batches = [c[i : i + bs] for c in chunks for i in range(0, len(c), bs)]
-            perm = np.random.default_rng((self.seed, self.epoch, 1)).permutation(len(batches))
-            batches = [batches[i] for i in perm]
+    if isinstance(inputs, str | os.PathLike) or (
+        isinstance(inputs, np.ndarray | torch.Tensor) and inputs.ndim <= 1
+    ):
+        inputs = [inputs]
+    out = []
+    for i, x in enumerate(inputs):  # type: ignore[arg-type]
+        if isinstance(x, torch.Tensor):
+            x = x.detach().cpu().numpy()
+        if isinstance(x, np.ndarray):
+            out.append(Utterance(np.asarray(x, dtype=np.float32), "", "", f"array {i}"))
         else:
-            batches = [list(range(i, min(i + bs, n))) for i in range(0, n, bs)]
-        for idx in batches:
-            yield collate([self.items[int(j)] for j in idx])
+            out.append(Utterance(str(x), "", "", str(x)))
+    return out
+
+
+def load_splits(
+    cfg: SpeechConfig, *, quiet: bool = False
+) -> tuple[list[Utterance], list[Utterance], list[Utterance]]:
+    """(train, validation, test) utterances for ``cfg.data``.
+
+    FSDD, ``split=take``: takes 5-9 of every speaker are the test set, 10-14
+    validation, the rest training (the README's advice; takes 0-4 are FSDD's
+    own test split, not in the mirror). ``split=speaker``: ``holdout_speaker``
+    is the test set, takes 5-9 of the others validation. Other sources: a
+    seeded random ``val_fraction`` is validation, the test set is empty (pass
+    a manifest to ``eval``). ``task=connected`` then joins clips of each split.
+    """
+    d = cfg.data
+    d.validate()
+    if d.source == "fsdd":
+        speakers = [s.strip() for s in d.speakers.split(",") if s.strip()]
+        utts = load_source("fsdd", quiet=quiet, speakers=speakers, max_take=d.max_take)
+        if d.split == "speaker":
+            if d.holdout_speaker not in {u.speaker for u in utts}:
+                raise UserError(
+                    f"data.holdout_speaker {d.holdout_speaker!r} is not among the speakers used "
+                    f"({', '.join(sorted({u.speaker for u in utts}))})"
+                )
+            test = [u for u in utts if u.speaker == d.holdout_speaker]
+            rest = [u for u in utts if u.speaker != d.holdout_speaker]
+            val = [u for u in rest if fsdd_take(u) <= 9]
+            train = [u for u in rest if fsdd_take(u) > 9]
+        else:
+            test = [u for u in utts if fsdd_take(u) <= 9]
+            val = [u for u in utts if 10 <= fsdd_take(u) <= 14]
+            train = [u for u in utts if fsdd_take(u) > 14]
+    else:
+        train, val = split_off_validation(load_source(d.source), cfg)
+        test = []
+    if not train or not val:
+        raise UserError(
+            f"the data gives {len(train)} training and {len(val)} validation utterances; "
+            "both need at least one (use more data, or a larger data.max_take)"
+        )
+    if d.task == "connected":
+        sr = cfg.features.sample_rate
+        n = d.connected_train
+
+        def join(part: list[Utterance], count: int, seed: int) -> list[Utterance]:
+            clips = [(audio_of(u, sr), u.text) for u in part]
+            return connected_digits(
+                clips,
+                count,
+                sample_rate=sr,
+                min_digits=d.min_words,
+                max_digits=d.max_words,
+                seed=seed,
+            )
+
+        seed = cfg.train.seed
+        train = join(train, n, seed)
+        val = join(val, max(1, n // 10), seed + 1)
+        test = join(test, max(1, n // 10), seed + 2) if test else []
+    return train, val, test
+
+
+def split_off_validation(
+    utts: Sequence[Utterance], cfg: SpeechConfig
+) -> tuple[list[Utterance], list[Utterance]]:
+    """(train, validation): a random ``data.val_fraction`` (seeded by ``train.seed``)."""
+    frac = cfg.data.val_fraction
+    if not 0 < frac < 1:
+        raise UserError(f"data.val_fraction must be in (0, 1), got {frac}")
+    order = np.random.default_rng(cfg.train.seed).permutation(len(utts))
+    n_val = max(1, int(round(len(utts) * frac)))
+    return [utts[i] for i in order[n_val:]], [utts[i] for i in order[:n_val]]
+
+
+def eval_utterances(
+    cfg: SpeechConfig,
+    data: Sequence[Utterance] | str | os.PathLike[str] | None,
+    *,
+    quiet: bool = False,
+) -> tuple[list[Utterance], str]:
+    """(utterances to score, what they are): ``data`` as given, a source read with
+    :func:`load_source`, or for ``None`` the held-out test split of ``cfg.data``."""
+    if data is None:
+        _, _, utts = load_splits(cfg, quiet=quiet)
+        if not utts:
+            raise UserError(
+                f"data.source {cfg.data.source!r} has no test split; pass "
+                "utterances or a manifest (--data MANIFEST)"
+            )
+        return utts, f"{cfg.data.source} (held-out test split)"
+    if isinstance(data, str | os.PathLike):
+        return load_source(str(data), quiet=quiet), str(data)
+    utts = list(data)
+    return utts, f"{len(utts)} utterances"

@@ -1,5 +1,7 @@
 """Audio in, log-mel features out: reading, resampling, mel filterbank, SpecAugment.
 
+The settings are the ``features`` section of the config (:class:`FeatureConfig`).
+
 Pipeline for one utterance (x: samples at ``sample_rate``)::
 
     frames   x[i*hop : i*hop + win] * hann(win)       i = 0 .. (N - win) // hop
@@ -9,7 +11,7 @@ Pipeline for one utterance (x: samples at ``sample_rate``)::
 
 Frames are not centred (no padding at the start): frame ``i`` depends only on
 samples up to ``i*hop + win``, so the same features can be computed from a
-stream of audio chunks (:class:`LogMel.stream_frames`) and equal the offline ones.
+stream of audio chunks and equal the offline ones (``SpeechRecognizer.stream``).
 
 Mel scale (HTK, O'Shaughnessy 1987): ``mel(f) = 2595 log10(1 + f / 700)``.
 Filter ``m`` (0-based) is a triangle over frequency with corners at the
@@ -21,7 +23,6 @@ mel-spaced points ``f[m], f[m+1], f[m+2]`` (n_mels + 2 points from ``fmin`` to
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -30,9 +31,9 @@ import torch
 from torch import Tensor
 
 from rnnkit.errors import UserError
+from rnnkit.speech.config import FeatureConfig
 
 __all__ = [
-    "FeatureConfig",
     "LogMel",
     "frames_in",
     "hz_to_mel",
@@ -131,43 +132,6 @@ def mel_filterbank(
     if norm == "slaney":
         weights *= 2.0 / (hi - lo)
     return weights
-
-
-@dataclass(kw_only=True)
-class FeatureConfig:
-    sample_rate: int = 8000  # audio is resampled to this rate
-    win_ms: float = 25.0  # analysis window (and FFT size)
-    hop_ms: float = 10.0  # frame shift
-    n_mels: int = 40
-    fmin: float = 0.0
-    fmax: float = 0.0  # 0 = sample_rate / 2
-    norm: str = "global"  # global (train mean/std) | utterance | none
-    time_masks: int = 2  # SpecAugment (training only): number of time masks
-    time_mask_width: int = 8  # max frames per time mask
-    freq_masks: int = 2  # number of frequency masks
-    freq_mask_width: int = 6  # max mel channels per frequency mask
-
-    def validate(self) -> None:
-        if self.sample_rate <= 0:
-            raise UserError(f"features.sample_rate must be > 0, got {self.sample_rate}")
-        if self.win_ms <= 0 or self.hop_ms <= 0:
-            raise UserError(
-                f"features.win_ms and features.hop_ms must be > 0, got {self.win_ms}, {self.hop_ms}"
-            )
-        if self.norm not in ("global", "utterance", "none"):
-            raise UserError(f"features.norm must be global, utterance or none, got {self.norm!r}")
-        for name in ("time_masks", "time_mask_width", "freq_masks", "freq_mask_width"):
-            if getattr(self, name) < 0:
-                raise UserError(f"features.{name} must be >= 0, got {getattr(self, name)}")
-        mel_filterbank(self.sample_rate, self.win_length, self.n_mels, self.fmin, self.fmax)
-
-    @property
-    def win_length(self) -> int:
-        return int(round(self.sample_rate * self.win_ms / 1000))
-
-    @property
-    def hop_length(self) -> int:
-        return int(round(self.sample_rate * self.hop_ms / 1000))
 
 
 class LogMel:

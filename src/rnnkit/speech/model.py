@@ -15,11 +15,13 @@ equals one call on the whole input (streaming, O(1) state per chunk).
 
 CTC (Graves et al. 2006) needs T' >= len(target) + repeats; :func:`ctc_loss`
 checks it and raises instead of returning an infinite or NaN loss.
+
+The model's config, :class:`~rnnkit.speech.config.CTCASRConfig` (the ``model``
+section), sits with the rest of the config tree (imports run config <- model).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import torch
@@ -27,41 +29,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.errors import UserError
+from rnnkit.nn import build_recurrent
+from rnnkit.speech.config import CTCASRConfig
 
-__all__ = ["CTCASR", "CTCASRConfig", "CTCOutput", "ctc_loss"]
-
-_CELLS = ("lstm", "gru", "rnn")
-
-
-@dataclass(kw_only=True)
-class CTCASRConfig:
-    """Shape of a :class:`CTCASR`. ``input_size`` and ``vocab_size`` come from the data."""
-
-    input_size: int = field(default=0, metadata={"derived": True})  # n_mels
-    vocab_size: int = field(default=0, metadata={"derived": True})  # characters + blank
-    conv_channels: int = 128  # front end width; 0 = no front end
-    subsample: int = 2  # front end kernel = stride (time subsampling factor)
-    cell: str = "lstm"  # lstm | gru | rnn
-    num_layers: int = 2
-    hidden_size: int = 128
-    bidirectional: bool = True  # False: streamable
-    dropout: float = 0.1  # between recurrent layers and before the output layer
-
-    def validate(self) -> None:
-        if self.cell not in _CELLS:
-            raise UserError(f"model.cell must be one of {', '.join(_CELLS)}, got {self.cell!r}")
-        for name in ("input_size", "vocab_size", "num_layers", "hidden_size", "subsample"):
-            if getattr(self, name) < 1:
-                raise UserError(f"model.{name} must be >= 1, got {getattr(self, name)}")
-        if self.conv_channels < 0:
-            raise UserError(f"model.conv_channels must be >= 0, got {self.conv_channels}")
-        if self.conv_channels == 0 and self.subsample != 1:
-            raise UserError(
-                "model.subsample needs the front end: set model.conv_channels > 0 or "
-                "model.subsample=1"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise UserError(f"model.dropout must be in [0, 1), got {self.dropout}")
+__all__ = ["CTCASR", "CTCOutput", "ctc_loss"]
 
 
 class CTCOutput(NamedTuple):
@@ -77,8 +48,6 @@ class CTCASR(nn.Module):
 
     def __init__(self, config: CTCASRConfig) -> None:
         super().__init__()
-        from rnnkit.nn import build_recurrent
-
         config.validate()
         self.config = config
         c = config

@@ -1,0 +1,161 @@
+"""The speech application's config tree: data, features, model and train sections.
+
+Values come from the defaults here <- a preset (``rnnkit/speech/presets/NAME.toml``)
+<- dotted overrides (``model.cell=gru``). The key names are those of the
+``config.json`` that every saved model holds, so folders written by earlier
+versions load unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rnnkit import config as config_lib
+from rnnkit.errors import UserError
+from rnnkit.training import TrainConfig
+
+__all__ = [
+    "CTCASRConfig",
+    "FeatureConfig",
+    "SpeechConfig",
+    "SpeechDataConfig",
+    "load_config",
+]
+
+CELLS = ("lstm", "gru", "rnn")
+
+
+@dataclass(kw_only=True)
+class SpeechDataConfig:
+    source: str = "fsdd"  # fsdd | a .csv/.tsv/.jsonl manifest | a LibriSpeech-style folder
+    task: str = "words"  # words: utterances as given | connected: joined clips (1-7 words)
+    split: str = "take"  # fsdd: take (takes 5-9 test, 10-14 val) | speaker (holdout_speaker)
+    holdout_speaker: str = "theo"  # split=speaker: the test speaker
+    val_fraction: float = 0.1  # manifests/folders: random validation share
+    speakers: str = ""  # fsdd: comma-separated speakers to use; empty = all six
+    max_take: int = 0  # fsdd: use takes 5..max_take only (small runs); 0 = all (5-49)
+    connected_train: int = 3000  # task=connected: utterances per split (val/test: a tenth)
+    min_words: int = 1
+    max_words: int = 7
+    batch_size: int = 32
+    lm_order: int = 3  # character n-gram LM fitted on the training transcripts
+
+    def validate(self) -> None:
+        if self.task not in ("words", "connected"):
+            raise UserError(f"data.task must be words or connected, got {self.task!r}")
+        if self.split not in ("take", "speaker"):
+            raise UserError(f"data.split must be take or speaker, got {self.split!r}")
+        if self.batch_size <= 0:
+            raise UserError(f"data.batch_size must be > 0, got {self.batch_size}")
+
+
+@dataclass(kw_only=True)
+class FeatureConfig:
+    """Log-mel features and SpecAugment (see :mod:`rnnkit.speech.features`)."""
+
+    sample_rate: int = 8000  # audio is resampled to this rate
+    win_ms: float = 25.0  # analysis window (and FFT size)
+    hop_ms: float = 10.0  # frame shift
+    n_mels: int = 40
+    fmin: float = 0.0
+    fmax: float = 0.0  # 0 = sample_rate / 2
+    norm: str = "global"  # global (train mean/std) | utterance | none
+    time_masks: int = 2  # SpecAugment (training only): number of time masks
+    time_mask_width: int = 8  # max frames per time mask
+    freq_masks: int = 2  # number of frequency masks
+    freq_mask_width: int = 6  # max mel channels per frequency mask
+
+    def validate(self) -> None:
+        if self.sample_rate <= 0:
+            raise UserError(f"features.sample_rate must be > 0, got {self.sample_rate}")
+        if self.win_ms <= 0 or self.hop_ms <= 0:
+            raise UserError(
+                f"features.win_ms and features.hop_ms must be > 0, got {self.win_ms}, {self.hop_ms}"
+            )
+        if self.norm not in ("global", "utterance", "none"):
+            raise UserError(f"features.norm must be global, utterance or none, got {self.norm!r}")
+        for name in ("time_masks", "time_mask_width", "freq_masks", "freq_mask_width"):
+            if getattr(self, name) < 0:
+                raise UserError(f"features.{name} must be >= 0, got {getattr(self, name)}")
+        # The same checks as features.mel_filterbank, with the same messages.
+        if self.n_mels <= 0:
+            raise UserError(f"n_mels must be > 0, got {self.n_mels}")
+        fmax = self.sample_rate / 2 if self.fmax <= 0 else self.fmax
+        if not 0 <= self.fmin < fmax <= self.sample_rate / 2:
+            raise UserError(
+                f"need 0 <= fmin < fmax <= sample_rate / 2, got fmin={self.fmin}, fmax={fmax}, "
+                f"sample_rate={self.sample_rate}"
+            )
+
+    @property
+    def win_length(self) -> int:
+        return int(round(self.sample_rate * self.win_ms / 1000))
+
+    @property
+    def hop_length(self) -> int:
+        return int(round(self.sample_rate * self.hop_ms / 1000))
+
+
+@dataclass(kw_only=True)
+class CTCASRConfig:
+    """Shape of a :class:`~rnnkit.speech.model.CTCASR`. ``input_size`` and ``vocab_size``
+    come from the data."""
+
+    input_size: int = field(default=0, metadata={"derived": True})  # n_mels
+    vocab_size: int = field(default=0, metadata={"derived": True})  # characters + blank
+    conv_channels: int = 128  # front end width; 0 = no front end
+    subsample: int = 2  # front end kernel = stride (time subsampling factor)
+    cell: str = "lstm"  # lstm | gru | rnn
+    num_layers: int = 2
+    hidden_size: int = 128
+    bidirectional: bool = True  # False: streamable
+    dropout: float = 0.1  # between recurrent layers and before the output layer
+
+    def validate(self) -> None:
+        if self.cell not in CELLS:
+            raise UserError(f"model.cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
+        for name in ("input_size", "vocab_size", "num_layers", "hidden_size", "subsample"):
+            if getattr(self, name) < 1:
+                raise UserError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        if self.conv_channels < 0:
+            raise UserError(f"model.conv_channels must be >= 0, got {self.conv_channels}")
+        if self.conv_channels == 0 and self.subsample != 1:
+            raise UserError(
+                "model.subsample needs the front end: set model.conv_channels > 0 or "
+                "model.subsample=1"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise UserError(f"model.dropout must be in [0, 1), got {self.dropout}")
+
+
+def _default_train() -> TrainConfig:
+    return TrainConfig(
+        max_steps=2000,
+        lr=3e-3,
+        min_lr=1e-4,
+        warmup_steps=100,
+        eval_interval=200,
+        checkpoint_interval=500,
+        eval_metric="val_wer",
+        eval_mode="min",
+        carry_state=False,
+        grad_clip=5.0,
+    )
+
+
+@dataclass(kw_only=True)
+class SpeechConfig:
+    data: SpeechDataConfig = field(default_factory=SpeechDataConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model: CTCASRConfig = field(default_factory=CTCASRConfig)
+    train: TrainConfig = field(default_factory=_default_train)
+    run_dir: str = "runs/speech"  # the command line's default --run-dir
+
+
+def load_config(
+    *, preset: str | None = None, overrides: Iterable[str] | Mapping[str, Any] = ()
+) -> SpeechConfig:
+    """Defaults <- ``rnnkit/speech/presets/<preset>.toml`` <- overrides (``["model.cell=gru"]``)."""
+    return config_lib.load_config(SpeechConfig, app="speech", preset=preset, overrides=overrides)
