@@ -1,21 +1,25 @@
-"""The long-range dependency lab: task generators, a short real run, the CLI and its errors."""
+"""The long-range dependency lab: a short real run, the CLI and its errors."""
 
 from __future__ import annotations
 
 import csv
+import json
+from dataclasses import replace
 
 import pytest
 import torch
 
 from rnnkit.cli import main
-from rnnkit.data.synthetic import (
-    ADDING_BASELINE_MSE,
-    adding_problem,
-    copy_memory,
-    selective_copying,
-)
 from rnnkit.errors import UserError
-from rnnkit.pipelines.lab import LabConfig, LabModel, run_lab
+from rnnkit.experiments.lab import (
+    LabConfig,
+    LabModel,
+    plot_gradient_flow,
+    plot_learning_curves,
+    plot_sweep_grid,
+    run_lab,
+)
+from rnnkit.experiments.tasks import ADDING_BASELINE_MSE
 
 
 @pytest.fixture(autouse=True)
@@ -25,60 +29,6 @@ def _keep_threads():
     yield
     torch.set_num_threads(threads)
     torch.set_flush_denormal(False)  # torch's default
-
-
-# ------------------------------------------------------------------- tasks
-
-
-def test_adding_problem_targets_are_the_sum_of_the_marked_values():
-    x, y = adding_problem(256, 31, seed=0)
-    assert x.shape == (256, 31, 2) and y.shape == (256, 1)
-    values, markers = x[..., 0], x[..., 1]
-    assert ((values >= 0) & (values < 1)).all()
-    assert (markers.sum(1) == 2).all() and set(markers.unique().tolist()) == {0.0, 1.0}
-    # one marker in each half, [0, 15) and [15, 31)
-    assert (markers[:, :15].sum(1) == 1).all() and (markers[:, 15:].sum(1) == 1).all()
-    for i in range(256):  # the definition, row by row
-        marked = [values[i, t].item() for t in range(31) if markers[i, t] == 1]
-        assert y[i, 0].item() == pytest.approx(sum(marked))
-    torch.testing.assert_close(adding_problem(256, 31, seed=0).inputs, x)  # seeded
-    assert not torch.equal(adding_problem(256, 31, seed=1).inputs, x)
-
-
-def test_adding_baseline_mse_is_one_sixth():
-    _, y = adding_problem(200_000, 4, seed=3)
-    # Var(u1 + u2) = 2/12 for independent U(0, 1): the published trivial baseline.
-    assert float(((y - 1.0) ** 2).mean()) == pytest.approx(ADDING_BASELINE_MSE, abs=2e-3)
-
-
-def test_copy_memory_layout():
-    x, y = copy_memory(16, 20, num_symbols=5, memory_length=4, seed=0)
-    assert x.shape == y.shape == (16, 28)
-    assert ((x[:, :4] >= 1) & (x[:, :4] <= 5)).all()
-    assert (x[:, 4:23] == 0).all() and (x[:, 23] == 6).all() and (x[:, 24:] == 0).all()
-    assert (y[:, :24] == 0).all()
-    assert torch.equal(y[:, 24:], x[:, :4])  # replay after the delimiter
-
-
-def test_selective_copying_tokens_in_order():
-    x, y = selective_copying(32, 50, num_tokens=6, num_symbols=9, seed=0)
-    assert x.shape == (32, 56) and y.shape == (32, 6)
-    assert (x[:, 50:] == 10).all()
-    body = x[:, :50]
-    assert ((body > 0).sum(1) == 6).all()
-    for i in range(32):
-        assert body[i][body[i] > 0].tolist() == y[i].tolist()
-    # positions differ between rows (unlike copy memory)
-    assert len({tuple((body[i] > 0).nonzero().flatten().tolist()) for i in range(32)}) > 1
-
-
-def test_generator_errors():
-    with pytest.raises(ValueError, match="length must be an integer >= 2"):
-        adding_problem(4, 1)
-    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
-        copy_memory(0, 5)
-    with pytest.raises(ValueError, match="length must be an integer >= 8"):
-        selective_copying(2, 5, num_tokens=8)
 
 
 # ------------------------------------------------------------- training
@@ -190,13 +140,22 @@ def test_cli_sweep_end_to_end(tmp_path, capsys):
             "1",
             "--eval-size",
             "16",
-            "--out",
+            "--run-dir",
             str(out_dir),
             "--threads",
             "1",
+            "--json",
+            str(out_dir / "results.json"),
         ]
     )
     assert rc == 0
+    doc = json.loads((out_dir / "results.json").read_text())
+    assert [(r["cell"], r["length"], r["steps"]) for r in doc["results"]] == [
+        ("rnn", 6, 2),
+        ("minlstm", 6, 2),
+        ("rnn", 9, 2),
+        ("minlstm", 9, 2),
+    ]
     with open(out_dir / "results.csv") as f:
         rows = list(csv.DictReader(f))
     assert [(r["cell"], r["length"]) for r in rows] == [
@@ -221,7 +180,7 @@ def test_cli_sweep_end_to_end(tmp_path, capsys):
         (["lab", "sweep", "--lengths", "50,abc"], "error: --lengths must be comma-separated"),
         (["lab", "sweep", "--cells", ","], "error: --cells is empty"),
         (["lab", "sweep", "--cells", "rnn,nope"], "error: unknown cell 'nope'"),
-        (["lab", "adding", "--threads", "-1"], "error: --threads must be >= 0"),
+        (["lab", "adding", "--device", "gpu7"], "error: unknown device 'gpu7'; use cpu, cuda"),
     ],
 )
 def test_cli_errors_are_one_line(argv, message, capsys):
@@ -230,6 +189,81 @@ def test_cli_errors_are_one_line(argv, message, capsys):
     assert err.startswith(message) and err.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["lab", "adding", "--threads", "-1"], "must be a positive integer, got '-1'"),
+        (["lab", "sweep", "--threads", "0"], "must be a positive integer, got '0'"),
+        (["lab", "copy", "--hiden-size", "8"], "unknown option --hiden-size"),
+    ],
+)
+def test_cli_parse_errors_are_one_line(argv, message, capsys):
+    """The shared grammar (rnnkit.cli_common): argparse errors on one line, exit status 2."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
 def test_cli_without_task_prints_help(capsys):
     assert main(["lab"]) == 2
     assert "adding" in capsys.readouterr().out
+
+
+def test_cli_task_json_device_seed(tmp_path, capsys):
+    path = tmp_path / "run.json"
+    argv = ["lab", "copy", "--cell", "gru", "--length", "6", "--max-steps", "2"]
+    argv += ["--eval-every", "1", "--eval-size", "8", "--no-plot", "--device", "cpu"]
+    argv += ["--seed", "3", "--threads", "1", "--json", str(path)]
+    assert main(argv) == 0
+    doc = json.loads(path.read_text())
+    assert (doc["task"], doc["cell"], doc["length"], doc["steps"]) == ("copy", "gru", 6, 2)
+    assert doc["solved"] is False and doc["solved_at"] is None and doc["metric"] == "error"
+    assert [step for step, _ in doc["evals"]] == [1, 2]
+    assert doc["best_ratio"] == pytest.approx(doc["best_metric"] / doc["baseline"])
+    assert "copy gru T=6: not solved in 2 steps" in capsys.readouterr().out
+    # --seed reaches the run: the same seed gives the same evaluations
+    assert main([*argv[:-1], str(tmp_path / "again.json")]) == 0
+    assert json.loads((tmp_path / "again.json").read_text())["evals"] == doc["evals"]
+
+
+def test_cli_sweep_of_min_cells_only_has_no_gradient_picture(tmp_path):
+    out_dir = tmp_path / "min"
+    argv = ["lab", "sweep", "--cells", "mingru", "--lengths", "5", "--max-steps", "1"]
+    argv += ["--eval-size", "4", "--threads", "1", "--run-dir", str(out_dir)]
+    assert main(argv) == 0
+    assert (out_dir / "results.csv").exists() and (out_dir / "grid.png").exists()
+    assert not (out_dir / "gradients.png").exists()  # the NumPy engine has no min-cells
+
+
+def test_plots_return_figures_and_save_only_when_given_a_path(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    monkeypatch.chdir(tmp_path)
+    cfg = LabConfig(cell="gru", length=6, hidden_size=8, max_steps=3, eval_every=1, eval_size=8)
+    res = run_lab(cfg)
+    assert isinstance(plot_learning_curves(res), Figure)
+    assert isinstance(plot_sweep_grid([res]), Figure)
+    assert isinstance(plot_gradient_flow(cfg, ["gru", "mingru"], 6), Figure)
+    assert plot_gradient_flow(cfg, ["mingru"], 6) is None
+    assert list(tmp_path.iterdir()) == []
+    plot_learning_curves(res, tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").stat().st_size > 1000
+    json.dumps(res.as_dict(), allow_nan=False)  # plain numbers
+
+
+def test_a_device_this_machine_lacks_is_one_error():
+    if torch.cuda.device_count() > 99:
+        pytest.skip("this machine has cuda:99")
+    with pytest.raises(UserError, match="device 'cuda:99' is not available on this machine"):
+        run_lab(LabConfig(length=4, max_steps=1, device="cuda:99"))
+
+
+@pytest.mark.gpu
+def test_run_lab_on_cuda():
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    cfg = LabConfig(task="selective", cell="mingru", length=16, num_tokens=4, hidden_size=16)
+    res = run_lab(replace(cfg, max_steps=5, eval_every=5, eval_size=32, device="cuda"))
+    assert res.steps == 5 and len(res.evals) == 1 and res.metric_name == "error"

@@ -1,4 +1,4 @@
-"""``rnnkit gradients``: watch the gradient of a loss flow back through time.
+"""Watch the gradient of a loss flow back through time (``rnnkit gradients``).
 
 For each cell (a plain RNN, an LSTM, a GRU) on one random sequence, the loss
 is taken on the last step only, ``L = mse(h_T, y)``, and the NumPy engine's
@@ -19,20 +19,34 @@ against t shows how far back a training signal reaches:
 Everything runs in float64 (the norms span tens of orders of magnitude), and
 the gradients are cross-checked against torch.nn.{RNN,LSTM,GRU}Cell run
 step by step under torch.autograd with the same weights.
+
+In Python (a notebook shows the returned Figure inline)::
+
+    from rnnkit.experiments.gradients import GradientsConfig, cell_gradients, plot_gradients
+
+    cfg = GradientsConfig(length=100)
+    results = [cell_gradients(kind, cfg) for kind in cfg.cells]
+    fig = plot_gradients(results, cfg)  # or plot_gradients(results, cfg, "gradients.png")
+
+This module needs NumPy only; torch is imported for the cross-check and
+matplotlib for the plot, when they are used.
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import math
+import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from rnnkit.errors import UserError
 from rnnkit.reference import KINDS, forward, hidden_gradients, mse
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "GradientsConfig",
@@ -42,10 +56,11 @@ __all__ = [
     "cell_gradients",
     "torch_hidden_gradients",
     "step_difference",
+    "summarize",
     "describe",
     "format_table",
-    "save_plot",
-    "add_cli",
+    "plot_gradients",
+    "results_json",
 ]
 
 _GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -83,11 +98,13 @@ class GradientsConfig:
             raise UserError(
                 f"--cell must be a comma list of {', '.join(KINDS)}, got {','.join(self.cells)!r}"
             )
-        for name in ("hidden_size", "input_size", "batch"):
+        for name, flag in (
+            ("hidden_size", "hidden-size"),
+            ("input_size", "input-size"),
+            ("batch", "batch-size"),
+        ):
             if getattr(self, name) < 1:
-                raise UserError(
-                    f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
-                )
+                raise UserError(f"--{flag} must be >= 1, got {getattr(self, name)}")
         if self.length < 2:
             raise UserError(
                 f"--length must be >= 2 (a gradient needs a step to flow back), got {self.length}"
@@ -167,7 +184,7 @@ def torch_hidden_gradients(
     kind: str, params: dict[str, np.ndarray], cfg: GradientsConfig
 ) -> np.ndarray:
     """The same dL/dh_t from torch: torch.nn.*Cell step by step under autograd (float64)."""
-    import torch  # pipelines may import torch; rnnkit.reference never does
+    import torch  # experiments may import torch; rnnkit.reference never does
 
     x, y = make_sequence(cfg)
     B, T, _ = x.shape
@@ -207,18 +224,38 @@ def step_difference(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(num / den))
 
 
-def describe(kind: str, norms: np.ndarray) -> str:
-    """One line: the ratio |dL/dh_1| / |dL/dh_T|, the mean factor per step, and a verdict."""
+_VERDICTS = {
+    "vanishes": "a loss at the last step barely reaches the first",
+    "explodes": "early steps get huge updates (clip the gradient norm)",
+    "survives": "the first step still gets a usable signal",
+}
+
+
+def summarize(norms: np.ndarray) -> dict[str, Any]:
+    """``ratio`` |dL/dh_1| / |dL/dh_T|, ``per_step`` (its (T-1)-th root) and ``verdict``.
+
+    The verdict is "vanishes" below a ratio of 1e-6, "explodes" above 1e2,
+    else "survives".
+    """
     T = len(norms)
-    ratio = norms[0] / norms[-1]
+    ratio = float(norms[0] / norms[-1])
     per_step = ratio ** (1.0 / (T - 1)) if ratio > 0 else 0.0
     if ratio < _VANISHED:
-        verdict = "vanishes: a loss at the last step barely reaches the first"
+        verdict = "vanishes"
     elif ratio > _EXPLODED:
-        verdict = "explodes: early steps get huge updates (clip the gradient norm)"
+        verdict = "explodes"
     else:
-        verdict = "survives: the first step still gets a usable signal"
-    return f"{kind:<5} |dL/dh_1| / |dL/dh_{T}| = {ratio:.1e} (x{per_step:.3f} per step): {verdict}"
+        verdict = "survives"
+    return {"ratio": ratio, "per_step": per_step, "verdict": verdict}
+
+
+def describe(kind: str, norms: np.ndarray) -> str:
+    """One line: the ratio |dL/dh_1| / |dL/dh_T|, the mean factor per step, and a verdict."""
+    s = summarize(norms)
+    return (
+        f"{kind:<5} |dL/dh_1| / |dL/dh_{len(norms)}| = {s['ratio']:.1e} "
+        f"(x{s['per_step']:.3f} per step): {s['verdict']}: {_VERDICTS[s['verdict']]}"
+    )
 
 
 def format_table(results: list[CellGradients], every: int) -> str:
@@ -232,14 +269,20 @@ def format_table(results: list[CellGradients], every: int) -> str:
     return "\n".join(lines)
 
 
-def save_plot(results: list[CellGradients], cfg: GradientsConfig, path: Path) -> None:
-    """One line per cell, |dL/dh_t| against t on a log scale."""
-    import matplotlib
+def plot_gradients(
+    results: list[CellGradients],
+    cfg: GradientsConfig,
+    path: str | os.PathLike[str] | None = None,
+) -> Figure:
+    """One line per cell, |dL/dh_t| against t on a log scale.
 
-    matplotlib.use("Agg")  # files only, no display needed
-    import matplotlib.pyplot as plt
+    Returns the Figure (a notebook shows it inline); saves it as a PNG when
+    ``path`` is given.
+    """
+    from matplotlib.figure import Figure  # object API: no pyplot state, no backend change
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
     t = np.arange(1, cfg.length + 1)
     for r in results:
         ax.semilogy(t, np.maximum(r.norms, np.finfo(np.float64).tiny), label=r.kind, lw=1.8)
@@ -253,140 +296,20 @@ def save_plot(results: list[CellGradients], cfg: GradientsConfig, path: Path) ->
     ax.grid(True, which="major", alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig
 
 
-# ------------------------------------------------------------------------ CLI
-
-
-def _parse_cells(text: str) -> tuple[str, ...]:
-    cells = tuple(dict.fromkeys(c.strip().lower() for c in text.split(",") if c.strip()))
-    bad = [c for c in cells if c not in KINDS]
-    if bad or not cells:
-        raise UserError(
-            f"--cell must be a comma list of {', '.join(KINDS)} (e.g. rnn,lstm,gru), got {text!r}"
-        )
-    return cells
-
-
-def _run(args: argparse.Namespace) -> int:
-    cfg = GradientsConfig(
-        cells=_parse_cells(args.cell),
-        length=args.length,
-        hidden_size=args.hidden_size,
-        input_size=args.input_size,
-        batch=args.batch,
-        seed=args.seed,
-        scale=args.scale,
-        nonlinearity=args.nonlinearity,
-        gate_init=args.gate_init,
-    )
-    plot = Path(args.plot) if args.plot else None
-    if plot is not None:
-        if plot.suffix.lower() != ".png":
-            raise UserError(f"--plot must name a .png file, got {args.plot!r}")
-        if not plot.parent.is_dir():
-            raise UserError(f"--plot folder {str(plot.parent)!r} does not exist; create it first")
-    if args.every is not None and args.every < 1:
-        raise UserError(f"--every must be >= 1, got {args.every}")
-    every = args.every or max(1, cfg.length // 10)
-
-    results = [cell_gradients(kind, cfg) for kind in cfg.cells]
-    print(
-        f"|dL/dh_t| for a loss on the last step: B={cfg.batch}, T={cfg.length}, "
-        f"D={cfg.input_size}, H={cfg.hidden_size}, W_hh scale={cfg.scale:g}, "
-        f"gate init={cfg.gate_init}, seed={cfg.seed} (NumPy engine, float64)"
-    )
-    print(format_table(results, every))
-    print()
-    for r in results:
-        print(describe(r.kind, r.norms))
-    status = 0
-    if args.check:
-        diffs = {
-            r.kind: step_difference(r.grads, torch_hidden_gradients(r.kind, r.params, cfg))
+def results_json(
+    results: list[CellGradients], cfg: GradientsConfig, check: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What ``--json`` writes: the config, per cell the summary and |dL/dh_t| for t = 1..T."""
+    return {
+        "config": dataclasses.asdict(cfg),
+        "cells": [
+            {"cell": r.kind, **summarize(r.norms), "norms": [float(v) for v in r.norms]}
             for r in results
-        }
-        worst = max(diffs.values())
-        detail = ", ".join(f"{k} {v:.1e}" for k, v in diffs.items())
-        ok = worst < 1e-8
-        print(
-            f"torch cross-check (torch.nn cells + autograd, float64): max relative difference "
-            f"{worst:.1e} ({detail}) {'OK' if ok else 'MISMATCH'}"
-        )
-        status = 0 if ok else 1
-    if plot is not None:
-        save_plot(results, cfg, plot)
-        print(f"wrote {plot}")
-    return status
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Show defaults, except for flags and options whose default is 'not given'."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None or isinstance(action.default, bool):
-            return action.help
-        return super()._get_help_string(action)
-
-
-def add_cli(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``rnnkit gradients``."""
-    d = GradientsConfig()
-    parser = subparsers.add_parser(
-        "gradients",
-        help="see gradients vanish or explode through time (RNN vs LSTM vs GRU)",
-        description=(
-            "For randomly initialised cells on one random sequence, with the loss on the last "
-            "step only, print |dL/dh_t| for every step t (a table, and a log-scale plot with "
-            "--plot), computed by the NumPy engine's hand-written BPTT in float64 and "
-            "cross-checked against torch.autograd. The plain RNN's gradient vanishes "
-            "geometrically (or explodes with a large --scale); the LSTM's and GRU's is kept "
-            "when their forget/update gates are open (--gate-init chrono)."
-        ),
-        epilog="example: rnnkit gradients --cell rnn,lstm,gru --length 100 --plot gradients.png",
-        formatter_class=_HelpFormatter,
-    )
-    parser.add_argument(
-        "--cell", default=",".join(d.cells), help="cells to compare, a comma list of rnn, lstm, gru"
-    )
-    parser.add_argument("--length", type=int, default=d.length, help="sequence length T")
-    parser.add_argument("--hidden-size", type=int, default=d.hidden_size, help="hidden size H")
-    parser.add_argument("--input-size", type=int, default=d.input_size, help="input size D")
-    parser.add_argument("--batch", type=int, default=d.batch, help="batch size B (sequences)")
-    parser.add_argument("--seed", type=int, default=d.seed, help="random seed (data and weights)")
-    parser.add_argument(
-        "--scale",
-        type=float,
-        default=d.scale,
-        help="recurrent weight scale: W_hh is drawn as in torch (U(-1/sqrt(H), 1/sqrt(H))) and "
-        "multiplied by this. For the plain RNN the spectral radius of W_hh is about "
-        "0.58*scale: at the default 1.0 its gradient vanishes, near 2.5 it roughly holds, "
-        "and from about 3 it explodes (at T=100)",
-    )
-    parser.add_argument(
-        "--nonlinearity", choices=("tanh", "relu"), default=d.nonlinearity, help="plain RNN only"
-    )
-    parser.add_argument(
-        "--gate-init",
-        choices=("chrono", "torch"),
-        default=d.gate_init,
-        help="gate biases of lstm/gru: 'chrono' draws the forget (lstm) / update z (gru) gate "
-        "bias per unit as log U(1, T-1) so the gates start open (Tallec & Ollivier 2018); "
-        "'torch' keeps torch's default init, where gates sit near 0.5 and gated cells' "
-        "gradients vanish too",
-    )
-    parser.add_argument(
-        "--plot", metavar="PNG", default=None, help="write a log-scale plot of |dL/dh_t| here"
-    )
-    parser.add_argument(
-        "--every", type=int, default=None, help="table row every K steps (default: T // 10)"
-    )
-    parser.add_argument(
-        "--no-check",
-        dest="check",
-        action="store_false",
-        help="skip the cross-check against torch.autograd (saves importing torch)",
-    )
-    parser.set_defaults(func=_run, _parser=parser)
+        ],
+        "torch_check": check,
+    }

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rnnkit.cli import main
-from rnnkit.pipelines.gradients import GradientsConfig, cell_gradients, torch_hidden_gradients
+from rnnkit.experiments.gradients import (
+    GradientsConfig,
+    cell_gradients,
+    plot_gradients,
+    torch_hidden_gradients,
+)
 
 
 def _ratios(out: str) -> dict[str, float]:
@@ -106,3 +114,52 @@ def test_help_explains_scale(capsys: pytest.CaptureFixture[str]):
         and "(default: 1.0)" in out
         and "chrono" in out
     )
+
+
+def test_json_output_parses(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    path = tmp_path / "out" / "gradients.json"
+    assert main(["gradients", "--cell", "rnn,gru", "--length", "20", "--json", str(path)]) == 0
+    printed = _ratios(capsys.readouterr().out)
+    doc = json.loads(path.read_text())
+    assert doc["config"]["length"] == 20 and doc["config"]["cells"] == ["rnn", "gru"]
+    assert [c["cell"] for c in doc["cells"]] == ["rnn", "gru"]
+    for cell in doc["cells"]:
+        assert len(cell["norms"]) == 20 and cell["verdict"] in ("vanishes", "survives", "explodes")
+        assert cell["ratio"] == pytest.approx(cell["norms"][0] / cell["norms"][-1])
+        assert f"{cell['ratio']:.1e}" == f"{printed[cell['cell']]:.1e}"
+    assert doc["torch_check"]["ok"] is True and doc["torch_check"]["max_relative_difference"] < 1e-8
+
+
+def test_json_to_stdout_moves_the_report_to_stderr(capsys: pytest.CaptureFixture[str]):
+    assert main(["gradients", "--cell", "lstm", "--length", "8", "--no-check", "--json", "-"]) == 0
+    out, err = capsys.readouterr()
+    doc = json.loads(out)  # stdout holds the JSON only
+    assert doc["torch_check"] is None and doc["cells"][0]["cell"] == "lstm"
+    assert "step t" in err and "lstm  |dL/dh_1|" in err
+
+
+def test_plot_returns_a_figure_and_saves_only_when_given_a_path(tmp_path: Path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    monkeypatch.chdir(tmp_path)
+    cfg = GradientsConfig(cells=("rnn", "gru"), length=12, hidden_size=4, input_size=3, batch=2)
+    results = [cell_gradients(k, cfg) for k in cfg.cells]
+    fig = plot_gradients(results, cfg)
+    assert isinstance(fig, Figure) and len(fig.axes[0].get_lines()) == 2
+    assert list(tmp_path.iterdir()) == []
+    assert plot_gradients(results, cfg, tmp_path / "g.png") is not None
+    assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_no_torch_no_pyplot_without_check():
+    """--no-check needs NumPy only, and a saved plot leaves matplotlib's global state alone."""
+    code = (
+        "import sys, tempfile, os\n"
+        "from rnnkit.cli import main\n"
+        "d = tempfile.mkdtemp()\n"
+        "rc = main(['gradients', '--cell', 'rnn', '--length', '6', '--no-check',\n"
+        "           '--plot', os.path.join(d, 'g.png')])\n"
+        "print(rc, 'torch' in sys.modules, 'matplotlib.pyplot' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip().splitlines()[-1] == "0 False False", proc.stdout + proc.stderr

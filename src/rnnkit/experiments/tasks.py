@@ -1,7 +1,8 @@
-"""Long-range dependency tasks from the literature, generated on the fly.
+"""The lab's long-range dependency tasks from the literature, generated on the fly.
 
-Each generator returns a fresh, seeded batch as torch tensors; the sequence
-length is a parameter, so the same task can be made as hard as wanted.
+``rnnkit lab`` (:mod:`rnnkit.experiments.lab`) trains on these. Each
+generator returns a fresh, seeded batch as torch tensors; the sequence length
+is a parameter, so the same task can be made as hard as wanted.
 
 - ``adding_problem`` (Hochreiter & Schmidhuber 1997, exp. 4; in the form of
   Le et al. 2015 / Arjovsky et al. 2016): two channels, random values and two
