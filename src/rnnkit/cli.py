@@ -76,9 +76,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        # Training stopped on SIGINT/SIGTERM has said where its checkpoint is;
+        # 128 + the signal number is the shell's "ended by this signal".
+        status = getattr(exc, "exit_status", 130)
+        if status == 130 and not str(exc):
+            print("interrupted", file=sys.stderr)
+        return int(status)
     except (UserError, ValueError, OSError) as exc:
         if os.environ.get("RNNKIT_DEBUG"):
             raise

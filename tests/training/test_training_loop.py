@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import nn
 
-from rnnkit.data.text import RandomWindows, StreamBatches
 from rnnkit.errors import UserError
+from rnnkit.textgen.data import RandomWindows, StreamBatches
 from rnnkit.training import (
     Progress,
     StepResult,
@@ -346,6 +346,7 @@ def test_checkpoint_is_safetensors_and_json_and_survives_interrupted_replace(tmp
             "carry.safetensors",
             "trainer_state.json",
             "vocab.json",
+            "manifest.json",
         ]
     )
     assert json.loads((d / "config.json").read_text()) == {"hello": 1}
@@ -394,7 +395,7 @@ def test_missing_checkpoint_files_give_clear_error(tmp_path):
         TinyLM(), lm_loss, StreamBatches(_stream(600), 4, 10), config=cfg, run_dir=tmp_path
     ).fit()
     (tmp_path / "checkpoint" / "optimizer.safetensors").unlink()
-    with pytest.raises(UserError, match="missing optimizer.safetensors"):
+    with pytest.raises(UserError, match="damaged: .*optimizer.safetensors is missing"):
         Trainer(
             TinyLM(),
             lm_loss,

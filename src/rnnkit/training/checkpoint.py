@@ -38,9 +38,11 @@ import json
 import os
 import random
 import shutil
+import socket
+import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,7 @@ __all__ = [
     "read_json",
     "read_manifest",
     "resolve_checkpoint",
+    "run_lock",
     "set_rng_state",
     "unflatten_state",
     "verify_checkpoint",
@@ -77,6 +80,9 @@ TRAINING_FILES = ("optimizer.safetensors", "trainer_state.json")
 MANIFEST = "manifest.json"
 # Version 1: manifest.json with per-file sha256. A reader refuses a newer version.
 FORMAT_VERSION = 1
+# Seconds to sleep between writing a checkpoint and moving it into place; only the
+# kill -9 tests set it, to kill a process in the middle of a checkpoint write.
+_TEST_DELAY_ENV = "RNNKIT_TEST_CHECKPOINT_DELAY"
 
 
 # ---------------------------------------------------------------------------
@@ -248,6 +254,8 @@ def write_checkpoint(
             f.flush()
             os.fsync(f.fileno())
         _fsync_dir(tmp)
+        if _TEST_DELAY_ENV in os.environ:  # fault-injection tests: widen the write window
+            time.sleep(float(os.environ[_TEST_DELAY_ENV]))
         _move_into_place(tmp, final, set(manifest["files"]) | {MANIFEST})
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -398,6 +406,7 @@ def check_run_dir(
         raise UserError(f"run directory {d} is a file; pass a directory path as --run-dir")
     if resume and overwrite:
         raise UserError("--resume and --overwrite contradict each other; pass one of them")
+    _refuse_if_locked(d)
     held = [name for name in RUN_FILES if (d / name).exists()]
     if resume:
         if not (d / "checkpoint").exists() and not (d / "checkpoint.old").exists():
@@ -418,6 +427,81 @@ def check_run_dir(
             shutil.rmtree(sub)
     for name in ("metrics.jsonl", "curves.png"):
         (d / name).unlink(missing_ok=True)
+
+
+LOCK_FILE = ".rnnkit.lock"
+
+
+def _refuse_if_locked(d: Path) -> None:
+    """A one-line error when a live process holds ``d``'s run lock."""
+    try:
+        other = json.loads((d / LOCK_FILE).read_text(encoding="utf-8"))
+        pid, host = int(other["pid"]), str(other["host"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no lock (or a damaged one: run_lock sorts that out)
+    if host == socket.gethostname() and not _pid_alive(pid):
+        return
+    raise UserError(
+        f"run directory {d} is in use by process {pid} on {host} (since "
+        f"{other.get('started', '?')}); wait for it or stop it, or pass another --run-dir"
+    )
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | os.PathLike[str] | None) -> Iterator[None]:
+    """Hold ``run_dir/.rnnkit.lock`` (PID, host, start time) while a run writes there.
+
+    A second process is refused with a one-line error naming the holder. A lock
+    left by a process that no longer runs on this host (killed with -9) is
+    taken over with a message. ``None``: no run directory, nothing to lock.
+    """
+    if run_dir is None:
+        yield
+        return
+    d = Path(run_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    lock = d / LOCK_FILE
+    me = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    for _ in range(3):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                other = json.loads(lock.read_text(encoding="utf-8"))
+                pid, host = int(other["pid"]), str(other["host"])
+            except (OSError, ValueError, KeyError, TypeError):
+                time.sleep(0.2)  # being written right now, or garbage: look again
+                other, pid, host = {}, -1, me["host"]
+                if lock.exists() and time.time() - lock.stat().st_mtime < 5:
+                    continue
+            if host == me["host"] and (pid == -1 or not _pid_alive(pid)):
+                print(
+                    f"{d}: taking over the lock of process {pid} on {host}, which no longer "
+                    "runs (it was killed); its last checkpoint is intact",
+                    file=sys.stderr,
+                )
+                lock.unlink(missing_ok=True)
+                continue
+            raise UserError(
+                f"run directory {d} is in use by process {pid} on {host} (since "
+                f"{other.get('started', '?')}); wait for it or stop it, or pass another "
+                f"--run-dir (if that process is gone, delete {lock})"
+            ) from None
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(me, f)
+        break
+    else:
+        raise UserError(f"could not lock {d} ({lock} keeps changing); try again")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(lock.read_text(encoding="utf-8")).get("pid") == me["pid"]:
+                lock.unlink()
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

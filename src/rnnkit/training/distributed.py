@@ -7,7 +7,7 @@ CPU, ``nccl`` on CUDA); without them it returns a single-process context, so
 the same script runs with and without ``torchrun``.
 
 Each rank must see different data (the batching classes in
-:mod:`rnnkit.data.text` take ``rank`` and ``world_size``). DDP averages
+:mod:`rnnkit.textgen.data` take ``rank`` and ``world_size``). DDP averages
 gradients across ranks during ``backward()``; rank 0 alone logs and writes
 checkpoints (see :class:`rnnkit.training.Trainer`).
 """

@@ -75,6 +75,7 @@ from torch import Tensor, nn
 from rnnkit.errors import UserError
 from rnnkit.training import checkpoint as ckpt
 from rnnkit.training.distributed import DistContext, init_distributed
+from rnnkit.training.interrupt import StopNow, StopSignals, TrainingInterrupted
 from rnnkit.training.progress import MetricsLog, Progress
 
 __all__ = [
@@ -83,6 +84,7 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "TrainingDiverged",
+    "TrainingInterrupted",
     "build_optimizer",
     "detach_state",
     "lr_at",
@@ -197,7 +199,7 @@ def tune_allocator() -> None:
 
     Same effect as ``MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296
     MALLOC_TOP_PAD_=268435456``: measured 1.24-1.73x faster nn.LSTM training on
-    this project's machines (docs: PERFORMANCE.md). No-op off glibc.
+    this project's 2-core machines (S1/S2 shapes of benchmarks/recurrent_speed.py). No-op off glibc.
     """
     if not sys.platform.startswith("linux"):
         return
@@ -300,6 +302,10 @@ def _as_result(out: Any) -> StepResult:
 # ---------------------------------------------------------------------------
 # The loop
 # ---------------------------------------------------------------------------
+
+
+# JSON files of a checkpoint that the loop itself writes (not the caller's artefacts).
+_BOOKKEEPING_JSON = ("config.json", "trainer_state.json", "best.json", ckpt.MANIFEST)
 
 
 @dataclass
@@ -476,6 +482,13 @@ class Trainer:
             required=ckpt.MODEL_FILES + ckpt.TRAINING_FILES + ("rng.safetensors",),
         )
         state = ckpt.read_json(d / "trainer_state.json")
+        # What the run saved beside its weights comes along, so a resume that did not
+        # repeat save_config/extra_json still writes checkpoints one can sample from.
+        if not self.save_config:
+            self.save_config = dict(ckpt.read_json(d / "config.json"))
+        for f in sorted(d.glob("*.json")):
+            if f.name not in _BOOKKEEPING_JSON and f.name not in self.extra_json:
+                self.extra_json[f.name] = ckpt.read_json(f)
         ckpt.load_model_weights(self.raw_model, d)
         ckpt.load_optimizer_state(
             self.optimizer, state["optimizer"], ckpt.load_tensors(d / "optimizer.safetensors")
@@ -567,12 +580,40 @@ class Trainer:
         )
 
     def fit(self) -> TrainResult:
-        """Run the loop until ``max_steps``, ``max_seconds`` or early stopping."""
-        cfg = self.config
+        """Run the loop until ``max_steps``, ``max_seconds`` or early stopping.
+
+        The run directory is locked for the whole call (a second process writing
+        it is refused). SIGINT or SIGTERM stops the run at the next step boundary
+        with a checkpoint and raises :class:`TrainingInterrupted`.
+        """
         main = self.dist.is_main
         tune_allocator()
-        if main:
+        if main:  # before the lock: a refused run must not create the directory
             ckpt.check_run_dir(self.run_dir, resume=self.resume, overwrite=self.overwrite)
+        with ckpt.run_lock(self.run_dir if main else None), StopSignals() as stop:
+            return self._fit(stop)
+
+    def _stop_requested(self, stop: StopSignals) -> bool:
+        """A signal arrived (on any rank: all ranks stop at the same step)."""
+        requested = stop.signum is not None
+        if self.dist.enabled:
+            import torch.distributed as torch_dist
+
+            flag = torch.tensor([int(requested)], device=self.device)
+            torch_dist.all_reduce(flag, op=torch_dist.ReduceOp.MAX)
+            requested = bool(flag.item())
+        return requested
+
+    def _fit(self, stop: StopSignals) -> TrainResult:
+        cfg = self.config
+        main = self.dist.is_main
+        if cfg.warmup_steps > cfg.max_steps and main:
+            print(
+                f"warning: train.warmup_steps ({cfg.warmup_steps}) is longer than the run "
+                f"({cfg.max_steps} steps): the learning rate never reaches train.lr "
+                f"({cfg.lr}); lower --train.warmup_steps",
+                file=sys.stderr,
+            )
         if self.resume:
             self._load_checkpoint()
         else:
@@ -686,8 +727,20 @@ class Trainer:
                     self._take_snapshot()
                 if cfg.checkpoint_interval and self.pos.step % cfg.checkpoint_interval == 0:
                     self.save_checkpoint()
+                if self._stop_requested(stop):
+                    signum = stop.signum if stop.signum is not None else 15
+                    written = self.save_checkpoint()
+                    self.progress.close()
+                    raise TrainingInterrupted(signum, self.pos.step, written)
+        except TrainingInterrupted as exc:
+            if main:
+                print(str(exc), file=sys.stderr)
+            raise
+        except StopNow:
+            self._on_interrupt(write=False)
+            raise
         except KeyboardInterrupt:
-            self._on_interrupt()
+            self._on_interrupt(write=True)
             raise
         finally:
             self.progress.close()
@@ -730,16 +783,22 @@ class Trainer:
         patience = cfg.early_stopping_patience
         return bool(patience) and self.pos.bad_evals >= patience
 
-    def _on_interrupt(self) -> None:
+    def _on_interrupt(self, *, write: bool) -> None:
+        """A KeyboardInterrupt mid-step: write the last step boundary's checkpoint
+        (``write``, when not inside an optimizer step) and say truthfully what is kept."""
         msg = "interrupted"
         target = self.checkpoint_dir()
         if target is not None and self.dist.is_main:
-            if self._in_optimizer_step:
-                msg += f" during an optimizer step; the last checkpoint ({target}) is kept"
-            else:
+            if write and not self._in_optimizer_step:
                 self.save_checkpoint()
                 msg += f" at step {self._snapshot.step}; checkpoint written to {target}"
-            msg += "; continue with --resume (Trainer(..., resume=True))"
+            elif (target / "trainer_state.json").is_file():
+                step = ckpt.read_json(target / "trainer_state.json").get("step", "?")
+                msg += f"; the last checkpoint ({target}, step {step}) is kept"
+            else:
+                msg += "; no checkpoint had been written yet, so nothing was saved"
+            if (target / "trainer_state.json").is_file():
+                msg += "; continue with --resume (Trainer(..., resume=True))"
         if self.progress is not None:
             self.progress.close()
         print(msg, file=sys.stderr)
