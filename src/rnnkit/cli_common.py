@@ -133,11 +133,12 @@ def write_json(path: str | os.PathLike[str] | None, obj: Any) -> None:
 
 
 def add_verb_parser(
-    verbs: Any, name: str, *, help: str, description: str
+    verbs: Any, name: str, *, help: str, description: str, aliases: Iterable[str] = ()
 ) -> argparse.ArgumentParser:
     """A reading verb (``eval``, ``predict``, ...): --checkpoint, runtime options, --json."""
     p = verbs.add_parser(
         name,
+        aliases=list(aliases),
         help=help,
         description=description,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,

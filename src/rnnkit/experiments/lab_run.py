@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from rnnkit.errors import UserError
 from rnnkit.experiments.tasks import Batch, adding_problem, copy_memory, selective_copying
 from rnnkit.nn.registry import CELL_NAMES, build_recurrent
+from rnnkit.runtime import resolve_device
 
 __all__ = ["TASKS", "LabConfig", "LabModel", "LabResult", "run_lab"]
 
@@ -239,24 +240,12 @@ class LabResult:
         }
 
 
-def _device(name: str) -> torch.device:
-    """``name`` as a torch.device that this machine has (a one-line error otherwise)."""
-    device = torch.device(name)
-    if device.type == "cuda" and not (
-        torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
-    ):
-        raise UserError(f"device {name!r} is not available on this machine; use --device cpu")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise UserError(f"device {name!r} is not available on this machine; use --device cpu")
-    return device
-
-
 def run_lab(cfg: LabConfig, log: Callable[[str], None] | None = None) -> LabResult:
     """Train on fresh batches until solved or out of budget; evaluate on a fixed batch.
 
     ``log`` receives one line per evaluation (None: silent).
     """
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     model = LabModel(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
