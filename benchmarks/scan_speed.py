@@ -14,7 +14,7 @@ For each T, forward + backward of one layer (B=8, D=H=256 by default) of
 
 timed in one process with all methods interleaved (A B C D A B C D ...), after
 a warm-up, reporting medians and ratios. glibc's allocator is tuned and
-denormal floats are flushed to zero for all alike (see docs/PERFORMANCE.md).
+denormal floats are flushed to zero for all alike.
 
 Peak memory: each (method, T) runs once more in a fresh subprocess that
 resets the kernel's peak-RSS counter (``/proc/self/clear_refs`` <- 5), reads

@@ -258,7 +258,7 @@ def sequential_scan(a: Tensor, b: Tensor, h0: Tensor | None = None) -> Tensor:
     h = torch.zeros_like(a[:, 0]) if h0 is None else h0  # (B, H)
     states = []
     # unbind gives T views once; indexing a[:, t] in the loop would make each
-    # step's backward touch the whole tensor (docs/PERFORMANCE.md).
+    # step's backward touch the whole tensor (its backward then grows with T^2).
     for a_t, b_t in zip(a.unbind(1), b.unbind(1), strict=True):
         h = a_t * h + b_t
         states.append(h)
