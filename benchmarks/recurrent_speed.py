@@ -304,7 +304,7 @@ def render_markdown(rows, step_rows, *, repeats, warmup, malloc, load, argv, not
         f"NumPy {np.__version__}, Python {platform.python_version()}",
         f"- thread settings in the environment: "
         f"{', '.join(f'{k}={os.environ[k]}' for k in THREAD_VARS if k in os.environ) or 'none'}",
-        f"- glibc malloc thresholds raised (as rnnkit.training.tune_allocator): {'yes' if malloc else 'no'}",
+        f"- glibc malloc thresholds raised (as tune_allocator): {'yes' if malloc else 'no'}",
         f"- load average (1 min) before/after: {load[0]:.2f} / {load[1]:.2f}",
         f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}; "
         f"arguments: `{' '.join(argv) or '(none)'}`",
