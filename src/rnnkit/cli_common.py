@@ -133,7 +133,13 @@ def write_json(path: str | os.PathLike[str] | None, obj: Any) -> None:
 
 
 def add_verb_parser(
-    verbs: Any, name: str, *, help: str, description: str, aliases: Iterable[str] = ()
+    verbs: Any,
+    name: str,
+    *,
+    help: str,
+    description: str,
+    aliases: Iterable[str] = (),
+    json_what: str = "the results",
 ) -> argparse.ArgumentParser:
     """A reading verb (``eval``, ``predict``, ...): --checkpoint, runtime options, --json."""
     p = verbs.add_parser(
@@ -146,7 +152,7 @@ def add_verb_parser(
     )
     add_checkpoint_argument(p)
     add_runtime_arguments(p, seed=False)
-    add_json_argument(p)
+    add_json_argument(p, what=json_what)
     return p
 
 

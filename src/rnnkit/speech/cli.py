@@ -16,9 +16,6 @@ from typing import Any, cast
 
 from rnnkit.cli_common import (
     add_app_parser,
-    add_checkpoint_argument,
-    add_json_argument,
-    add_runtime_arguments,
     add_train_parser,
     add_verb_parser,
     runtime_kwargs,
@@ -159,19 +156,15 @@ def add_cli(subparsers: Any) -> None:
     )
     e.set_defaults(func=_cmd_eval)
 
-    # add_verb_parser's options, built by hand for the alias: `predict` is `transcribe`.
-    r = verbs.add_parser(
+    r = add_verb_parser(
+        verbs,
         "transcribe",
-        aliases=["predict"],
+        aliases=("predict",),
         help="transcribe audio files (also: predict)",
         description="Transcribe WAV/FLAC files (resampled and down-mixed as needed). "
         "'rnnkit speech predict' is the same command.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        allow_abbrev=False,
+        json_what="the transcripts (file, text, per-word times)",
     )
-    add_checkpoint_argument(r)
-    add_runtime_arguments(r, seed=False)
-    add_json_argument(r, what="the transcripts (file, text, per-word times)")
     _decoding_arguments(r)
     r.add_argument("files", nargs="+", help="audio files")
     r.add_argument("--timestamps", action="store_true", help="print per-word start/end seconds")
