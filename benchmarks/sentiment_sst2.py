@@ -6,7 +6,8 @@ download, sha256-checked; set ``RNNKIT_DATA_MIRROR`` to use a mirror).
 
 - baseline: scikit-learn ``TfidfVectorizer`` (word 1-2 grams, sublinear tf,
   min_df 1) + ``LogisticRegression`` (C=``--lr-c``), fitted on train, scored on dev;
-- rnnkit: ``rnnkit sentiment train --preset sst2 --jobs 2`` (no pretrained
+- rnnkit: ``SentimentClassifier(preset="sst2").fit(jobs=2)``, i.e.
+  ``rnnkit sentiment train --preset sst2 --jobs 2`` (no pretrained
   vectors): the preset is an ensemble of 3 models (seeds ``--seed``, +1, +2),
   trained two at a time in separate processes, each capped at
   ``--budget-seconds``. Each member keeps its best dev evaluation (early
@@ -38,8 +39,9 @@ from pathlib import Path
 
 import torch
 
-from rnnkit.data.textcls import read_examples
-from rnnkit.pipelines import sentiment
+from rnnkit import SentimentClassifier
+from rnnkit.sentiment import load_config
+from rnnkit.sentiment.readers import read_examples
 from rnnkit.training import read_metrics
 
 
@@ -80,7 +82,7 @@ def member_report(run_dir: Path, batch_size: int, dev: list) -> dict[str, object
     ]
     best = max(evals, key=lambda e: e["dev_accuracy"])
     # The kept model, re-scored from its checkpoint through the public API.
-    loaded = sentiment.SentimentClassifier.load(run_dir)
+    loaded = SentimentClassifier.load(run_dir)
     rep = loaded.evaluate([e.text for e in dev], [e.label for e in dev])
     return {
         "seed": loaded.config.train.seed,
@@ -96,7 +98,7 @@ def member_report(run_dir: Path, batch_size: int, dev: list) -> dict[str, object
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seed", type=int, default=1, help="seed of the first member (+1 each)")
-    p.add_argument("--preset", default="sst2", help="src/rnnkit/configs/sentiment preset")
+    p.add_argument("--preset", default="sst2", help="src/rnnkit/sentiment/presets preset")
     p.add_argument("--override", nargs="*", default=[], help="config overrides key=value")
     p.add_argument("--budget-seconds", type=float, default=600.0, help="per member training cap")
     p.add_argument("--jobs", type=int, default=2, help="members trained at a time (processes)")
@@ -119,11 +121,12 @@ def main() -> None:
     print(f"TF-IDF (1-2 grams) + logistic regression: dev accuracy {base['dev_accuracy']:.4f} "
           f"({base['seconds']:.1f} s)", flush=True)  # fmt: skip
 
-    cfg = sentiment.load_config(preset=args.preset, overrides=args.override)
+    cfg = load_config(preset=args.preset, overrides=args.override)
     train_cfg = replace(cfg.train, seed=args.seed, max_seconds=args.budget_seconds, progress="none")
     cfg = replace(cfg, train=train_cfg, run_dir=str(out))
     t0 = time.perf_counter()
-    sentiment.train(cfg, jobs=args.jobs)  # an ensemble when cfg.ensemble > 1
+    # An ensemble when cfg.ensemble > 1; --out is replaced if it holds an earlier run.
+    SentimentClassifier(config=cfg).fit(run_dir=out, overwrite=True, jobs=args.jobs)
     total = time.perf_counter() - t0
     member_dirs = (
         [out / f"member{k + 1}" for k in range(cfg.ensemble)] if cfg.ensemble > 1 else [out]
@@ -137,7 +140,7 @@ def main() -> None:
               f"{r['best_epoch']}), kept model {r['kept_model_dev_accuracy']:.4f}, "
               f"{r['seconds_per_epoch']:.1f} s/epoch", flush=True)  # fmt: skip
     # The whole model as a user gets it, re-scored after loading the run directory.
-    loaded = sentiment.SentimentClassifier.load(out)
+    loaded = SentimentClassifier.load(out)
     rep = loaded.evaluate([e.text for e in dev], [e.label for e in dev])
     accs = [r["kept_model_dev_accuracy"] for r in members]
     results["members"] = members

@@ -1,4 +1,4 @@
-"""Labelled-text readers, built-in datasets, tokenizers, labels and length-bucketed batches."""
+"""Labelled-text readers, built-in datasets, splits, labels and length-bucketed batches."""
 
 from __future__ import annotations
 
@@ -7,29 +7,26 @@ import io
 import json
 import tarfile
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
 from rnnkit.data.download import cache_dir
-from rnnkit.data.textcls import (
+from rnnkit.data.tokenizers import PAD_ID
+from rnnkit.errors import UserError
+from rnnkit.sentiment import readers
+from rnnkit.sentiment.config import SentimentDataConfig
+from rnnkit.sentiment.data import (
     BucketBatches,
     LabelEncoder,
     collate,
-    iter_imdb_tar,
-    read_examples,
-    read_texts,
+    eval_examples,
+    fit_data,
+    prepare_examples,
 )
-from rnnkit.data.tokenizers import (
-    PAD_ID,
-    UNK_ID,
-    SubwordTokenizer,
-    WordTokenizer,
-    build_tokenizer,
-    tokenizer_from_dict,
-)
-from rnnkit.errors import UserError
+from rnnkit.sentiment.readers import iter_imdb_tar, read_examples, read_texts
 
 # --------------------------------------------------------------------------- built-in data
 
@@ -81,11 +78,14 @@ def test_imdb_reader_streams_a_tarball_by_split(tmp_path: Path):
         list(iter_imdb_tar(bad))
 
 
-def test_imdb_builtin_reads_the_cached_archive(tmp_path: Path):
-    # The 84 MB archive is never downloaded here: a tiny one is put where fetch caches it.
+def test_imdb_builtin_reads_the_cached_archive(monkeypatch: pytest.MonkeyPatch):
+    # The 84 MB archive is never downloaded here: a tiny one is put where fetch caches it,
+    # and its checksum stands in for the real one (fetch verifies cached files).
     target = cache_dir() / "imdb" / "aclImdb_v1.tar.gz"
     target.parent.mkdir(parents=True, exist_ok=True)
     _tiny_imdb(target)
+    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    monkeypatch.setattr(readers, "IMDB", replace(readers.IMDB, sha256=digest))
     try:
         assert [e.label for e in read_examples("imdb:test")] == ["pos", "neg"]
     finally:
@@ -142,78 +142,6 @@ def test_non_utf8_file_and_missing_file(tmp_path: Path):
         list(read_examples(tmp_path / "nope.csv"))
 
 
-# --------------------------------------------------------------------------- tokenizers
-
-
-def test_word_tokenizer_vocabulary_and_round_trip():
-    texts = ["The film is great, isn't it?", "the FILM is dull.", "great great fun"]
-    tok = WordTokenizer(lowercase=True, min_freq=2).fit(texts)
-    # the, film, is (2x), great (3x): most frequent first, ties alphabetical.
-    assert tok.itos_ == ["<pad>", "<unk>", "great", "film", "is", "the"]
-    assert tok.tokenize("Isn't it GREAT?!") == ["isn't", "it", "great", "?", "!"]
-    ids = tok.encode("The great unknown film")
-    assert ids == [5, 2, UNK_ID, 3]
-    # Round trip: in-vocabulary words come back; the rest become <unk>.
-    assert tok.decode(tok.encode("the film is great")) == "the film is great"
-    assert tok.decode(ids) == "the great <unk> film"
-    again = tokenizer_from_dict(json.loads(json.dumps(tok.to_dict())))
-    assert again.itos_ == tok.itos_ and again.encode("the great unknown film") == ids
-    assert WordTokenizer(max_size=1).fit(texts).itos_ == ["<pad>", "<unk>", "great"]
-    cased = WordTokenizer(lowercase=False).fit(texts)
-    assert "FILM" in cased.stoi_ and "The" in cased.stoi_
-    text = "Great film, isn't it"
-    ids, spans = tok.encode_with_spans(text)
-    assert [text[a:b].lower() for a, b in spans] == tok.tokenize(text)
-    with pytest.raises(UserError, match="min_freq=9"):
-        WordTokenizer(min_freq=9).fit(texts)
-
-
-def test_word_tokenizer_splits_unknown_words_into_pieces():
-    texts = ["a gripping film", "a charming film", "funny and charming", "boring and dull"] * 3
-    texts += ["grip", "charm", "bore", "fun"]  # seen once: below min_freq, so split too
-    tok = build_tokenizer("word", min_freq=2, oov_pieces=60).fit(texts)
-    plain = WordTokenizer(min_freq=2).fit(texts)
-    assert tok.itos_[: len(plain)] == plain.itos_  # the words keep their ids
-    pieces = tok.itos_[len(plain) :]
-    assert pieces and all(p not in plain.stoi_ for p in pieces)
-    # An unseen word is its pieces, not <unk>; known words are untouched.
-    ids = tok.encode("a gripping refilming film")
-    assert UNK_ID not in ids and len(ids) > 4
-    assert ids[:2] == plain.encode("a gripping") and ids[-1] == plain.stoi_["film"]
-    split = [tok.itos_[i] for i in ids[2:-1]]
-    assert split[0][:2] != "##" and all(p.startswith("##") for p in split[1:])
-    assert tok.decode(ids) == "a gripping refilming film"  # pieces joined back
-    # Each piece carries its whole word's span (explanations highlight words).
-    text = "Refilming film"
-    ids2, spans = tok.encode_with_spans(text)
-    assert ids2 == tok.encode(text) and spans[: len(split)] == [(0, 9)] * len(split)
-    # Saved with the model (the WordPiece model inside tokenizer.json) and loaded back.
-    again = tokenizer_from_dict(json.loads(json.dumps(tok.to_dict())))
-    assert again.itos_ == tok.itos_ and again.encode("a gripping refilming film") == ids
-    assert "pieces" not in plain.to_dict()  # off by default: the old format
-    with pytest.raises(UserError, match="oov_pieces must be >= 0"):
-        WordTokenizer(oov_pieces=-1).fit(texts)
-
-
-def test_subword_tokenizer_round_trip_and_save():
-    texts = ["a gripping, funny film", "a dull and boring film", "funny and warm"] * 20
-    tok = build_tokenizer("subword", subword_vocab_size=300)
-    assert isinstance(tok, SubwordTokenizer)
-    tok.fit(texts)
-    text = "A Funny, unseen zebra-film!"
-    ids = tok.encode(text)
-    assert PAD_ID not in ids and UNK_ID not in ids  # byte level: no unknown pieces
-    assert tok.decode(ids) == text.lower()  # exact round trip of the normalised text
-    _, spans = tok.encode_with_spans(text)
-    assert "".join(text[a:b] for a, b in spans) == text.replace(" ", "")
-    again = tokenizer_from_dict(json.loads(json.dumps(tok.to_dict())))
-    assert again.encode(text) == ids and len(again) == len(tok)
-    with pytest.raises(UserError, match="subword_vocab_size must be >= 260"):
-        build_tokenizer("subword", subword_vocab_size=100).fit(texts)
-    with pytest.raises(UserError, match="word or subword"):
-        build_tokenizer("char")
-
-
 # --------------------------------------------------------------------------- labels, batches
 
 
@@ -258,3 +186,32 @@ def test_bucket_batches_cover_each_example_once_and_reduce_padding():
     assert all(int(b.lengths.max()) - int(b.lengths.min()) <= 3 for b in ev)
     order = torch.cat(ev.batch_indices())
     assert sorted(order.tolist()) == list(range(500))
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def test_splits_of_a_file_and_of_texts_passed_to_fit(tmp_path: Path):
+    rows = [f"text number {i}\t{i % 2}" for i in range(20)]
+    path = tmp_path / "d.tsv"
+    path.write_text("text\tlabel\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    cfg = SentimentDataConfig(source=str(path), val_fraction=0.25)
+    train, val = prepare_examples(cfg, seed=3)
+    assert len(train) == 15 and len(val) == 5
+    assert {e.text for e in train} | {e.text for e in val} == {r.split("\t")[0] for r in rows}
+    assert prepare_examples(cfg, seed=3) == (train, val)  # seeded
+    (texts, labels, vt, vl), where = fit_data(cfg, None, None, None, None, seed=3)
+    assert vt == [e.text for e in val] and where.startswith("a seeded 0.25 of")
+    texts = [f"t{i}" for i in range(10)]
+    (tr, trl, vt, vl), where = fit_data(cfg, texts, [0, 1] * 5, None, None, seed=1)
+    assert len(vt) == 2 and sorted(tr + vt) == sorted(texts) and "held out" in where
+    with pytest.raises(UserError, match="3 texts but 2 labels"):
+        fit_data(cfg, ["a", "b", "c"], [0, 1], None, None, seed=1)
+    with pytest.raises(UserError, match="given together"):
+        fit_data(cfg, ["a", "b"], [0, 1], ["c"], None, seed=1)
+    with pytest.raises(UserError, match="has no dev split"):
+        eval_examples(cfg)
+    name, ex = eval_examples(cfg, str(path))
+    assert name == str(path) and len(ex) == 20
+    with pytest.raises(UserError, match="val_fraction must be in"):
+        prepare_examples(SentimentDataConfig(source=str(path), val_fraction=1.5), seed=1)

@@ -20,13 +20,15 @@ Regularisation for small data: ``embed_dropout`` drops whole word vectors
 (Gal & Ghahramani 2016, sec. 4: embedding dropout), ``word_dropout`` replaces
 tokens by ``<unk>``, and ``dropout`` acts between recurrent layers and before
 the head.
+
+The model's config, :class:`~rnnkit.sentiment.config.TextClassifierConfig`, is
+in the config tree (``model.*``).
 """
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -34,59 +36,16 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.errors import UserError
+from rnnkit.nn import build_recurrent
+from rnnkit.sentiment.config import TextClassifierConfig
+from rnnkit.sentiment.data import BucketBatches
 
 __all__ = [
-    "POOLINGS",
     "ClassifierOutput",
     "TextClassifier",
-    "TextClassifierConfig",
     "load_word_vectors",
+    "predict_batches",
 ]
-
-POOLINGS = ("last", "mean", "max", "maxmean", "attention")
-
-
-@dataclass(kw_only=True)
-class TextClassifierConfig:
-    """Shape of a :class:`TextClassifier`; ``vocab_size`` and ``num_classes`` come from the data."""
-
-    vocab_size: int = field(default=0, metadata={"derived": True})
-    num_classes: int = field(default=0, metadata={"derived": True})
-    cell: str = "lstm"  # rnn | lstm | gru (any name in rnnkit.nn.registry.RECURRENT)
-    embed_dim: int = 128
-    hidden_size: int = 128
-    num_layers: int = 1
-    bidirectional: bool = True
-    pooling: str = "maxmean"  # last | mean | max | maxmean | attention
-    dropout: float = 0.5  # between recurrent layers and before the head
-    embed_dropout: float = 0.25  # drops whole embedding rows (word vectors)
-    word_dropout: float = 0.0  # replaces tokens by <unk> (id 1) in training
-    head_hidden: int = 0  # 0: a single linear head; > 0: Linear -> ReLU -> Linear
-
-    def validate(self) -> None:
-        from rnnkit.nn.registry import RECURRENT
-
-        if self.cell not in RECURRENT:
-            raise UserError(f"model.cell must be one of {', '.join(RECURRENT)}, got {self.cell!r}")
-        if self.pooling not in POOLINGS:
-            raise UserError(
-                f"model.pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}"
-            )
-        for name in ("vocab_size", "embed_dim", "hidden_size", "num_layers"):
-            if getattr(self, name) < 1:
-                raise UserError(f"model.{name} must be >= 1, got {getattr(self, name)}")
-        if self.num_classes < 2:
-            raise UserError(f"a classifier needs at least 2 classes, got {self.num_classes}")
-        if self.head_hidden < 0:
-            raise UserError(f"model.head_hidden must be >= 0, got {self.head_hidden}")
-        for name in ("dropout", "embed_dropout", "word_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise UserError(f"model.{name} must be in [0, 1), got {getattr(self, name)}")
-
-    @property
-    def pooled_size(self) -> int:
-        K = self.hidden_size * (2 if self.bidirectional else 1)
-        return 2 * K if self.pooling == "maxmean" else K
 
 
 class ClassifierOutput(NamedTuple):
@@ -102,8 +61,6 @@ class TextClassifier(nn.Module):
 
     def __init__(self, config: TextClassifierConfig) -> None:
         super().__init__()
-        from rnnkit.nn import build_recurrent
-
         config.validate()
         self.config = config
         D, H = config.embed_dim, config.hidden_size
@@ -236,3 +193,24 @@ def load_word_vectors(
     if not math.isfinite(float(vectors.abs().max())):
         raise UserError(f"{p} holds non-finite values")
     return vectors, found
+
+
+@torch.no_grad()
+def predict_batches(model: TextClassifier, batches: BucketBatches) -> tuple[Tensor, list[int]]:
+    """Probabilities (N, C) in the original order, and the labels (if any) in that order."""
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        rows, outs = [], []
+        for idx, batch in zip(batches.batch_indices(), batches, strict=True):
+            logits = model(batch.ids.to(device), batch.lengths).logits  # (B, C)
+            outs.append(logits.float().softmax(-1).cpu())
+            rows.append(idx)
+        order = torch.cat(rows)  # position in the sorted batches -> original index
+        probs = torch.empty(len(order), outs[0].size(1))
+        probs[order] = torch.cat(outs)  # (N, C) back in input order
+    finally:
+        model.train(was_training)
+    labels = list(batches.labels) if batches.labels is not None else []
+    return probs, labels

@@ -1,13 +1,16 @@
 """Reports for text classifiers: metrics, the confusion matrix, explanations rendered.
 
-Used by ``rnnkit sentiment`` (``eval`` and ``explain``); nothing here needs the
-model, so the functions work on any predictions:
+Used by :class:`~rnnkit.sentiment.SentimentClassifier` and ``rnnkit sentiment``
+(``eval`` and ``explain``); nothing here needs the model, so the functions work
+on any predictions:
 
 - :func:`classification_report` / :func:`format_report`: accuracy, macro-F1,
   per-class precision/recall/F1 and the confusion matrix, as a dict and as text;
-- :func:`plot_confusion`: the confusion matrix as a PNG;
+- :func:`plot_confusion`: the confusion matrix as a matplotlib Figure (saved as
+  a PNG when given a path);
 - :class:`Explanation` with :func:`render_terminal` (ANSI-highlighted text) and
-  :func:`render_html` (an HTML snippet): which tokens moved a prediction.
+  :func:`render_html` (an HTML snippet, also what a notebook shows for an
+  Explanation): which tokens moved a prediction.
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "Explanation",
@@ -88,17 +94,22 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot_confusion(report: dict[str, Any], path: str | Path, title: str = "") -> Path:
-    """The confusion matrix as a PNG (counts in the cells, rows = true class)."""
-    import matplotlib
+def plot_confusion(
+    report: dict[str, Any], path: str | Path | None = None, *, title: str = ""
+) -> Figure:
+    """The confusion matrix of ``report`` as a matplotlib Figure (counts in the cells,
+    rows = true class); saved as an image to ``path`` when given (PNG by its suffix).
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Uses matplotlib's object API (no pyplot state), so it changes no backend and
+    a notebook shows the returned Figure inline.
+    """
+    from matplotlib.figure import Figure
 
     m = np.asarray(report["confusion"])
     names = [str(c) for c in report["classes"]]
     size = 2.5 + 0.6 * len(names)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig = Figure(figsize=(size, size))
+    ax = fig.subplots()
     ax.imshow(m, cmap="Blues")
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
     ax.set_yticks(range(len(names)), names)
@@ -111,11 +122,11 @@ def plot_confusion(report: dict[str, Any], path: str | Path, title: str = "") ->
     scores = f"accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f}"
     ax.set_title(f"{title}\n{scores}" if title else scores)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=100)
+    return fig
 
 
 # ---------------------------------------------------------------------------
@@ -136,6 +147,16 @@ class Explanation(NamedTuple):
     spans: list[tuple[int, int]]
     scores: list[float]
     method: str
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows an Explanation as highlighted text (:func:`render_html`)."""
+        return render_html(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``spans`` as lists)."""
+        d = self._asdict()
+        d["spans"] = [list(s) for s in self.spans]
+        return d
 
 
 def _ansi_bg(score: float, scale: float) -> str:

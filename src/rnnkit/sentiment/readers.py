@@ -1,4 +1,4 @@
-"""Labelled text for classification: readers, built-in datasets, labels, length-bucketed batches.
+"""Labelled text for classification: file readers and the built-in datasets.
 
 Sources (:func:`read_examples`):
 
@@ -15,10 +15,7 @@ Sources (:func:`read_examples`):
 
 Bad input is a :class:`~rnnkit.errors.UserError` naming file, line and fix:
 a missing column, an empty text, an empty label, a file that is not UTF-8.
-
-Batches (:class:`BucketBatches`): examples of similar length go together, so
-padding is small; each :class:`ClsBatch` carries ``lengths`` so that the model
-ignores the padding exactly.
+Labels, splits and batches are in :mod:`rnnkit.sentiment.data`.
 """
 
 from __future__ import annotations
@@ -28,15 +25,11 @@ import json
 import os
 import re
 import tarfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import torch
-from torch import Tensor
-
 from rnnkit.data.download import RemoteFile, fetch
-from rnnkit.data.tokenizers import PAD_ID
 from rnnkit.errors import UserError
 
 __all__ = [
@@ -44,11 +37,7 @@ __all__ = [
     "IMDB",
     "SST2_DEV",
     "SST2_TRAIN",
-    "BucketBatches",
-    "ClsBatch",
     "Example",
-    "LabelEncoder",
-    "collate",
     "iter_imdb_tar",
     "read_examples",
     "read_texts",
@@ -287,156 +276,3 @@ def read_texts(source: str | os.PathLike[str], *, text_column: str = "text") -> 
             raise UserError(f"{path} has no texts; write one text per line")
         return texts
     return [e.text for e in read_examples(path, text_column=text_column, require_labels=False)]
-
-
-# ---------------------------------------------------------------------------
-# Labels
-# ---------------------------------------------------------------------------
-
-
-class LabelEncoder:
-    """Class labels <-> ids 0..C-1. Integer labels are sorted numerically, strings
-    alphabetically (a mix of both is an error).
-
-    Attributes (after ``fit``): ``classes_``, the labels, index = id.
-    """
-
-    def __init__(self) -> None:
-        self.classes_: list[Any] = []
-
-    def fit(self, labels: Iterable[Any]) -> LabelEncoder:
-        uniq = set(labels)
-        kinds = {type(v) for v in uniq}
-        if not uniq:
-            raise UserError("no labels to learn from; the training data is empty")
-        if len(kinds) > 1 or not kinds <= {int, str}:
-            raise UserError(
-                "labels must be all integers or all strings, got "
-                f"{', '.join(sorted(repr(v) for v in uniq)[:6])}; make the label column consistent"
-            )
-        if len(uniq) < 2:
-            raise UserError(
-                f"the training data has a single class ({next(iter(uniq))!r}); a classifier "
-                "needs at least two"
-            )
-        self.classes_ = sorted(uniq)
-        return self
-
-    def __len__(self) -> int:
-        return len(self.classes_)
-
-    def transform(self, labels: Sequence[Any], *, where: str = "the data") -> list[int]:
-        """Ids of ``labels``; a label not seen in training is an error naming it."""
-        index = {c: i for i, c in enumerate(self.classes_)}
-        out = []
-        for label in labels:
-            if label not in index:
-                known = ", ".join(repr(c) for c in self.classes_)
-                raise UserError(
-                    f"label {label!r} in {where} was not seen in training (the model knows "
-                    f"{known}); remove those rows or retrain with them"
-                )
-            out.append(index[label])
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"classes": self.classes_}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> LabelEncoder:
-        classes = d.get("classes") if isinstance(d, dict) else None
-        if not isinstance(classes, list) or len(classes) < 2:
-            raise UserError("labels.json is malformed (no 'classes' list); checkpoint damaged")
-        enc = cls()
-        enc.classes_ = list(classes)
-        return enc
-
-
-# ---------------------------------------------------------------------------
-# Batches
-# ---------------------------------------------------------------------------
-
-
-class ClsBatch(NamedTuple):
-    """``ids`` (B, T) padded with 0, ``lengths`` (B,) int64, ``labels`` (B,) int64."""
-
-    ids: Tensor
-    lengths: Tensor
-    labels: Tensor
-
-
-def collate(seqs: Sequence[Sequence[int]], labels: Sequence[int] | None = None) -> ClsBatch:
-    """Pad id sequences to the longest one. Every sequence needs at least one id."""
-    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)  # (B,)
-    if bool((lengths == 0).any()):
-        raise UserError("a text has no tokens after tokenisation; remove empty texts")
-    ids = torch.full((len(seqs), int(lengths.max())), PAD_ID, dtype=torch.long)  # (B, T)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
-    y = torch.as_tensor(labels if labels is not None else [-1] * len(seqs), dtype=torch.long)
-    return ClsBatch(ids, lengths, y)
-
-
-class BucketBatches:
-    """Batches of similar-length examples (bucketing), re-iterable and deterministic per epoch.
-
-    Training (``shuffle=True``): each epoch permutes the examples with a
-    generator seeded by (seed, epoch), cuts the permutation into pools of
-    ``batch_size * pool_batches`` examples, sorts each pool by length, cuts it
-    into batches and shuffles the batch order. Evaluation (``shuffle=False``):
-    all examples sorted by length, longest first; ``order`` gives the original
-    index of each row, so predictions can be put back in input order.
-    """
-
-    def __init__(
-        self,
-        ids: Sequence[Sequence[int]],
-        labels: Sequence[int] | None,
-        batch_size: int,
-        *,
-        shuffle: bool = True,
-        seed: int = 0,
-        pool_batches: int = 50,
-    ) -> None:
-        if batch_size < 1:
-            raise UserError(f"data.batch_size must be >= 1, got {batch_size}")
-        if len(ids) == 0:
-            raise UserError("no examples to batch")
-        self.ids = ids
-        self.labels = labels
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.pool_batches = pool_batches
-        self.epoch = 0
-        self.lengths = torch.tensor([len(s) for s in ids], dtype=torch.long)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return -(-len(self.ids) // self.batch_size)
-
-    def batch_indices(self) -> list[Tensor]:
-        """The example indices of each batch of this epoch, in batch order."""
-        B = self.batch_size
-        if not self.shuffle:
-            order = torch.argsort(self.lengths, descending=True, stable=True)
-            return list(order.split(B))
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        perm = torch.randperm(len(self.ids), generator=g)
-        batches: list[Tensor] = []
-        for pool in perm.split(B * self.pool_batches):
-            pool = pool[torch.argsort(self.lengths[pool], stable=True)]
-            batches.extend(pool.split(B))
-        order = torch.randperm(len(batches), generator=g)
-        return [batches[i] for i in order.tolist()]
-
-    def iter_from(self, start: int) -> Iterator[ClsBatch]:
-        for idx in self.batch_indices()[start:]:
-            rows = idx.tolist()
-            labels = None if self.labels is None else [self.labels[i] for i in rows]
-            yield collate([self.ids[i] for i in rows], labels)
-
-    def __iter__(self) -> Iterator[ClsBatch]:
-        return self.iter_from(0)
