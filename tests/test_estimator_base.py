@@ -175,3 +175,16 @@ def test_load_refuses_a_newer_format(tmp_path: Path) -> None:
     (path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(UserError, match="written by a newer rnnkit .*upgrade rnnkit"):
         Toy.load(path)
+
+
+def test_a_legacy_folder_with_an_emptied_artifact_is_one_line_damaged(tmp_path: Path) -> None:
+    path = Toy().fit().save(tmp_path / "m")
+    (path / "manifest.json").unlink()  # as written before manifests existed
+    (path / "toy.json").write_text("{}")
+
+    class Strict(Toy):
+        def _restore(self, directory: Path) -> None:
+            self.hello_ = read_json(directory / "toy.json")["hello"]  # KeyError on {}
+
+    with pytest.raises(UserError, match=r"^damaged: .* does not hold a complete toy model"):
+        Strict.load(path)

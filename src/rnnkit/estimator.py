@@ -323,7 +323,17 @@ class Estimator:
             raise UserError(f"{d / 'config.json'} is not a {cls.app} config ({exc})") from exc
         est = cls._from_config(cfg, device=device, threads=threads, verbose=verbose)
         with est._threads():
-            est._restore(d)
+            try:
+                est._restore(d)
+            except UserError:
+                raise
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+                # A file that parses but does not hold what was saved (e.g. an emptied
+                # JSON file in a folder written before manifests existed).
+                raise UserError(
+                    f"damaged: {d} does not hold a complete {cls.app} model "
+                    f"({type(exc).__name__}: {exc}); save or train again"
+                ) from exc
         est.metrics_ = dict(manifest.get("metrics") or {})
         if device is not None:
             est._to_device()
