@@ -5,7 +5,7 @@ on the first 90% of tinyshakespeare with truncated BPTT (64 streams, chunks of
 100 characters, state carried), AdamW with warm-up + cosine decay, gradient
 clipping at 1.0, for the same wall-clock budget, in this one process:
 
-- rnnkit: ``rnnkit.pipelines.textgen`` pieces + ``rnnkit.training.Trainer``
+- rnnkit: the pieces of ``rnnkit.textgen`` (data, model, loss) + ``rnnkit.training.Trainer``
   (rnnkit.nn.LSTM, checkpoints, metrics.jsonl, evaluation).
 - plain: ``torch.nn.LSTM`` and the loop a user writes by hand.
 
@@ -34,8 +34,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rnnkit import TextGenerator
 from rnnkit.config import to_dict
-from rnnkit.pipelines import textgen
+from rnnkit.textgen import load_config
+from rnnkit.textgen.data import build_batches, prepare_data
+from rnnkit.textgen.model import build_model, lm_loss
 from rnnkit.training import TrainConfig, Trainer, lr_at, seed_everything, tune_allocator
 from rnnkit.training.distributed import DistContext
 
@@ -121,9 +124,9 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    cfg = textgen.load_config(preset="shakespeare")
+    cfg = load_config(preset="shakespeare")
     cfg = replace(cfg, data=replace(cfg.data, source=args.data), run_dir=str(out / "rnnkit"))
-    vocab, train_ids, val_ids = textgen.prepare_data(cfg.data)
+    vocab, train_ids, val_ids = prepare_data(cfg.data)
     V = len(vocab)
     print(
         f"{len(train_ids):,} train / {len(val_ids):,} val chars, V={V}, threads "
@@ -142,11 +145,11 @@ def main() -> None:
     )
 
     def rnnkit_trainer(model, max_steps, run_dir, **kw):
-        batches, vbatches = textgen.build_batches(cfg.data, train_ids, val_ids, seed=1, dist=dist)
+        batches, vbatches = build_batches(cfg.data, train_ids, val_ids, seed=1, dist=dist)
         c = replace(train_cfg, max_steps=max_steps, **kw)
         return Trainer(
             model,
-            textgen.lm_loss,
+            lm_loss,
             batches,
             val_data=vbatches,
             config=c,
@@ -161,7 +164,7 @@ def main() -> None:
 
     def ab_rnnkit(seed: int) -> float:
         seed_everything(seed)
-        model = textgen.build_model(cfg.model, V)
+        model = build_model(cfg.model, V)
         trainer = rnnkit_trainer(model, args.ab_steps, None, progress="none", eval_interval=0)
         return trainer.fit().tokens_per_s
 
@@ -195,14 +198,14 @@ def main() -> None:
 
     # -- rnnkit, full budget.
     seed_everything(cfg.train.seed)
-    model = textgen.build_model(cfg.model, V)
+    model = build_model(cfg.model, V)
     t0 = time.perf_counter()
     res = rnnkit_trainer(model, est_steps, out / "rnnkit", max_seconds=args.budget_seconds).fit()
     rnnkit_time = time.perf_counter() - t0
     model.eval()
     rnnkit_val = val_loss(model, val_ids)
     rnnkit_curve = [(e["step"], e["val_loss"]) for e in res.evals]
-    gen = textgen.TextGenerator(model, vocab, cfg)
+    gen = TextGenerator.load(out / "rnnkit" / "checkpoint")  # the final weights (best/: the best)
     sample = gen.generate("ROMEO:", 400, temperature=0.8, top_k=40, top_p=0.95, seed=1)
 
     # -- plain PyTorch, same budget and schedule length.

@@ -86,7 +86,7 @@ def test_preset_file_then_overrides(tmp_path):
 
 
 def test_shipped_textgen_presets_load():
-    from rnnkit.pipelines.textgen import TextgenConfig
+    from rnnkit.textgen import TextgenConfig
 
     for name in ("tiny", "shakespeare"):
         cfg = C.load_config(TextgenConfig, app="textgen", preset=name)

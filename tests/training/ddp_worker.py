@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from rnnkit.data.text import StreamBatches
-from rnnkit.models.char_lm import CharLM, CharLMConfig
+from rnnkit.textgen.data import StreamBatches
+from rnnkit.textgen.model import CharLM, CharLMConfig
 from rnnkit.training import (
     StepResult,
     TrainConfig,

@@ -10,49 +10,39 @@ With ``tie_embeddings`` the head reuses the embedding matrix (W = E, needs
 D == H; Press & Wolf 2017). :meth:`CharLM.step` runs one character with the
 recurrent module's O(1) ``step()``, which is what generation uses: the prompt
 goes through ``forward`` once, then each new character costs one step.
+
+Also here: :func:`lm_loss` (the training loss for :class:`rnnkit.training.Trainer`)
+and :func:`evaluate_ids` (nats/char, bits/char and perplexity of a whole text).
+The model's config, :class:`~rnnkit.textgen.config.CharLMConfig`, is the
+``model`` section of the textgen config tree.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.errors import UserError
+from rnnkit.textgen.config import CharLMConfig
+from rnnkit.textgen.data import TextBatch
+from rnnkit.training import StepResult
 
-__all__ = ["CharLM", "CharLMConfig", "CharLMOutput", "sample_next"]
-
-
-@dataclass(kw_only=True)
-class CharLMConfig:
-    """Shape of a :class:`CharLM`. ``vocab_size`` comes from the fitted vocabulary."""
-
-    vocab_size: int = field(default=0, metadata={"derived": True})  # from the vocabulary
-    cell: str = "lstm"  # any name in rnnkit.nn.registry.RECURRENT
-    num_layers: int = 2
-    hidden_size: int = 256
-    embed_dim: int = 64  # D; must equal hidden_size when tie_embeddings
-    dropout: float = 0.0  # between recurrent layers and before the head
-    tie_embeddings: bool = False
-
-    def validate(self) -> None:
-        from rnnkit.nn.registry import RECURRENT
-
-        if self.cell not in RECURRENT:
-            raise UserError(f"model.cell must be one of {', '.join(RECURRENT)}, got {self.cell!r}")
-        for name in ("vocab_size", "num_layers", "hidden_size", "embed_dim"):
-            if getattr(self, name) < 1:
-                raise UserError(f"model.{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise UserError(f"model.dropout must be in [0, 1), got {self.dropout}")
-        if self.tie_embeddings and self.embed_dim != self.hidden_size:
-            raise UserError(
-                f"model.tie_embeddings needs model.embed_dim == model.hidden_size, got "
-                f"{self.embed_dim} and {self.hidden_size}; set both to the same value"
-            )
+__all__ = [
+    "CharLM",
+    "CharLMConfig",
+    "CharLMOutput",
+    "build_model",
+    "check_sampling",
+    "evaluate_ids",
+    "lm_loss",
+    "sample_next",
+]
 
 
 class CharLMOutput(NamedTuple):
@@ -123,6 +113,16 @@ class CharLM(nn.Module):
             self.train(was_training)
 
 
+def check_sampling(*, temperature: float, top_k: int, top_p: float) -> None:
+    """Raise a one-line :class:`UserError` for sampling options out of range."""
+    if temperature < 0:
+        raise UserError(f"temperature must be >= 0, got {temperature}")
+    if top_k < 0:
+        raise UserError(f"top_k must be >= 0, got {top_k}")
+    if not 0.0 < top_p <= 1.0:
+        raise UserError(f"top_p must be in (0, 1], got {top_p}")
+
+
 def sample_next(
     logits: Tensor,
     *,
@@ -138,12 +138,7 @@ def sample_next(
     whose probability reaches ``top_p`` (nucleus sampling, Holtzman et al. 2020),
     then renormalised.
     """
-    if temperature < 0:
-        raise UserError(f"temperature must be >= 0, got {temperature}")
-    if top_k < 0:
-        raise UserError(f"top_k must be >= 0, got {top_k}")
-    if not 0.0 < top_p <= 1.0:
-        raise UserError(f"top_p must be in (0, 1], got {top_p}")
+    check_sampling(temperature=temperature, top_k=top_k, top_p=top_p)
     if temperature == 0:
         return logits.argmax(-1)
     logits = logits.float() / temperature
@@ -159,3 +154,51 @@ def sample_next(
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
     probs = logits.softmax(-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
+
+
+def build_model(cfg: CharLMConfig, vocab_size: int) -> CharLM:
+    """A :class:`CharLM` of shape ``cfg`` for a vocabulary of ``vocab_size`` characters."""
+    return CharLM(replace(cfg, vocab_size=vocab_size))
+
+
+def lm_loss(model: nn.Module, batch: TextBatch, state: Any) -> StepResult:
+    """Mean next-character cross-entropy (nats/char) of one batch."""
+    out = model(batch.x, state)  # logits (B, T, V)
+    loss = F.cross_entropy(out.logits.flatten(0, 1), batch.y.flatten())  # (B*T, V) vs (B*T,)
+    return StepResult(loss, out.state, batch.y.numel())
+
+
+@torch.no_grad()
+def evaluate_ids(
+    model: CharLM, ids: Tensor, *, batch_size: int = 32, seq_len: int = 256
+) -> dict[str, float]:
+    """Next-character loss over a whole id stream, state carried chunk to chunk.
+
+    Returns ``loss`` (nats/char), ``bits_per_char`` (= loss / ln 2) and
+    ``perplexity`` (= exp(loss)), over the ``characters`` predicted.
+    """
+    if len(ids) < 2:
+        raise UserError("the text to evaluate needs at least 2 characters")
+    if batch_size < 1 or seq_len < 1:
+        raise UserError(f"batch_size and seq_len must be >= 1, got {batch_size} and {seq_len}")
+    model.eval()
+    ids = ids.to(next(model.parameters()).device)
+    rows = max(1, min(batch_size, (len(ids) - 1) // seq_len))
+    L = (len(ids) - 1) // rows
+    x = ids[: rows * L].view(rows, L)  # (rows, L)
+    y = ids[1 : rows * L + 1].view(rows, L)
+    total, state = 0.0, None
+    for s in range(0, L, seq_len):
+        out = model(x[:, s : s + seq_len], state)  # (rows, t, V)
+        state = out.state
+        total += F.cross_entropy(
+            out.logits.flatten(0, 1), y[:, s : s + seq_len].flatten(), reduction="sum"
+        ).item()
+    n = rows * L
+    loss = total / n
+    return {
+        "loss": loss,
+        "bits_per_char": loss / math.log(2),
+        "perplexity": math.exp(loss),
+        "characters": n,
+    }

@@ -10,17 +10,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from rnnkit import TextGenerator
 from rnnkit.cli import main as cli_main
-from rnnkit.data.text import (
+from rnnkit.errors import UserError
+from rnnkit.textgen.data import (
     CharVocab,
     RandomWindows,
     StreamBatches,
+    encode_texts,
     load_text,
     split_by_position,
 )
-from rnnkit.errors import UserError
-from rnnkit.models.char_lm import CharLM, CharLMConfig, sample_next
-from rnnkit.pipelines import textgen
+from rnnkit.textgen.model import CharLM, CharLMConfig, sample_next
 from rnnkit.training import StepResult, TrainConfig, Trainer
 
 TEXT = (
@@ -225,32 +226,37 @@ def test_tbptt_learns_to_remember_across_chunks_only_when_state_is_carried():
     assert _recall_loss(carry=False) > chance
 
 
-def test_python_api_train_load_generate_evaluate(text_file, tmp_path):
-    cfg = textgen.load_config(
+def test_python_api_fit_load_generate_evaluate(text_file, tmp_path):
+    gen = TextGenerator(
         preset="tiny",
-        overrides=[
-            f"data.source={text_file}",
-            f"run_dir={tmp_path / 'run'}",
-            "train.max_steps=60",
-            "train.eval_interval=30",
-            "data.batch_size=8",
-            "data.seq_len=32",
-            "model.hidden_size=64",
-            "train.progress=none",
-            "train.plot=false",
-        ],
+        max_steps=60,
+        eval_interval=30,
+        batch_size=8,
+        seq_len=32,
+        hidden_size=64,
+        progress="none",
+        plot=False,
+        source=str(text_file),
     )
-    result = textgen.train(cfg)
+    assert gen.fit(run_dir=tmp_path / "run") is gen
+    result = gen.result_
     assert result.step == 60
     assert sum(result.losses[-5:]) / 5 < sum(result.losses[:5]) / 5 - 0.5  # loss falls
-    gen = textgen.TextGenerator.load(tmp_path / "run")
+    gen = TextGenerator.load(tmp_path / "run")
     out = gen.generate("First", 50, temperature=0.8, top_k=5, seed=3)
     assert out.startswith("First") and len(out) == 55
     assert out == gen.generate("First", 50, temperature=0.8, top_k=5, seed=3)
     m = gen.evaluate(TEXT)
     assert m["bits_per_char"] == pytest.approx(m["loss"] / math.log(2))
     assert m["perplexity"] == pytest.approx(math.exp(m["loss"]))
-    assert m["loss"] < math.log(len(gen.vocab))  # better than uniform
+    assert m["loss"] < math.log(len(gen.vocab_))  # better than uniform
+
+
+def test_encode_texts_adds_characters_seen_only_in_validation():
+    vocab, train, val = encode_texts("abcabcabc", "abcz")
+    assert vocab.chars_ == ["a", "b", "c", "z"] and len(train) == 9 and len(val) == 4
+    vocab, train, val = encode_texts("ab" * 50 + "q" * 10, val_fraction=0.1)
+    assert "q" in vocab.chars_ and len(val) == 11
 
 
 # --------------------------------------------------------------------------- CLI
@@ -344,20 +350,16 @@ def test_cli_errors_are_one_clear_line(tmp_path, text_file, capsys):
     assert code == 2 and "missing model.safetensors, vocab.json" in err
 
     run = tmp_path / "run"
-    cfg = textgen.load_config(
+    TextGenerator(
         preset="tiny",
-        overrides=[
-            f"data.source={text_file}",
-            f"run_dir={run}",
-            "train.max_steps=2",
-            "data.batch_size=4",
-            "data.seq_len=8",
-            "model.hidden_size=16",
-            "train.progress=none",
-            "train.plot=false",
-        ],
-    )
-    textgen.train(cfg)
+        source=str(text_file),
+        max_steps=2,
+        batch_size=4,
+        seq_len=8,
+        hidden_size=16,
+        verbose=False,
+        plot=False,
+    ).fit(run_dir=run)
     code, out, err = _cli(
         capsys, "textgen", "sample", "--checkpoint", str(run), "--prompt", "Zebra€"
     )

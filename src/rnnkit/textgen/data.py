@@ -1,4 +1,4 @@
-"""Character-level text: vocabulary, built-in corpora, train/validation split, batching.
+"""Textgen data: character vocabulary, built-in corpora, train/validation split, batching.
 
 - :class:`CharVocab`: the characters of the training text, fitted once, saved as JSON.
   Encoding text with a character the vocabulary has never seen raises a
@@ -9,6 +9,8 @@
 - :func:`split_by_position`: the last ``val_fraction`` of the text is validation.
 - :class:`StreamBatches` (truncated BPTT) and :class:`RandomWindows` (independent
   windows): iterables of :class:`TextBatch` for :class:`rnnkit.training.Trainer`.
+- :func:`encode_texts` / :func:`prepare_data`: fit the vocabulary and encode the
+  training and validation text; :func:`build_batches`: the Trainer's batches.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import torch
 from torch import Tensor
 
 from rnnkit.data.download import RemoteFile, fetch
-from rnnkit.errors import UserError
+from rnnkit.errors import NotFittedError, UserError
+from rnnkit.textgen.config import TextDataConfig
+from rnnkit.training.distributed import DistContext
 
 __all__ = [
     "DATASETS",
@@ -32,8 +36,12 @@ __all__ = [
     "RandomWindows",
     "StreamBatches",
     "TextBatch",
+    "build_batches",
+    "encode_texts",
     "load_text",
+    "prepare_data",
     "split_by_position",
+    "validation_text",
 ]
 
 TINYSHAKESPEARE = RemoteFile(
@@ -100,7 +108,7 @@ class CharVocab:
 
     def _check_fitted(self) -> None:
         if not self.chars_:
-            raise RuntimeError("CharVocab is not fitted; call fit(text) first")
+            raise NotFittedError("CharVocab is not fitted; call fit(text) first")
 
     def encode(self, text: str) -> Tensor:
         """Ids of ``text`` as a (N,) int64 tensor.
@@ -258,3 +266,75 @@ class RandomWindows:
             starts = torch.randint(0, len(self.ids) - T, (self.batch_size,), generator=g)
             window = self.ids[starts[:, None] + offsets]  # (B, T + 1)
             yield TextBatch(window[:, :-1], window[:, 1:])
+
+
+# ---------------------------------------------------------------------------
+# From a config to the Trainer's batches
+# ---------------------------------------------------------------------------
+
+
+def _check_mode(cfg: TextDataConfig) -> None:
+    if cfg.mode not in ("tbptt", "random"):
+        raise UserError(f"data.mode must be tbptt or random, got {cfg.mode!r}")
+
+
+def encode_texts(
+    text: str, val_text: str | None = None, *, val_fraction: float = 0.1
+) -> tuple[CharVocab, Tensor, Tensor]:
+    """Fit the vocabulary on the training text and encode both parts.
+
+    ``val_text`` None: the last ``val_fraction`` of ``text`` is validation
+    (:func:`split_by_position`). Characters that occur only in the validation
+    text are added to the vocabulary too (documented fallback): otherwise the
+    validation loss could not be computed at all.
+    """
+    if val_text is None:
+        n_train = len(text) - int(round(len(text) * val_fraction))
+        train_part, val_part = text[:n_train] or text, text[n_train:]
+    else:
+        if not text or not val_text:
+            raise UserError("the training and validation texts must not be empty")
+        train_part, val_part = text, val_text
+    vocab = CharVocab().fit(train_part)
+    if set(val_part) - set(vocab.stoi_):
+        vocab = CharVocab().fit(train_part + val_part)
+    if val_text is None:
+        return (vocab, *split_by_position(vocab.encode(text), val_fraction))  # (N,) -> 2 parts
+    return vocab, vocab.encode(text), vocab.encode(val_text)
+
+
+def prepare_data(cfg: TextDataConfig) -> tuple[CharVocab, Tensor, Tensor]:
+    """Load ``cfg.source``, fit the vocabulary on its training part, encode both parts."""
+    _check_mode(cfg)
+    return encode_texts(load_text(cfg.source), val_fraction=cfg.val_fraction)
+
+
+def validation_text(cfg: TextDataConfig) -> str:
+    """The validation tail of ``cfg.source``: its last ``cfg.val_fraction``, as in training."""
+    full = load_text(cfg.source)
+    n_val = int(round(len(full) * cfg.val_fraction))
+    return full[len(full) - n_val :]
+
+
+def build_batches(
+    cfg: TextDataConfig, train_ids: Tensor, val_ids: Tensor, *, seed: int, dist: DistContext
+) -> tuple[Any, StreamBatches]:
+    """Training batches (TBPTT streams or random windows) and validation streams."""
+    _check_mode(cfg)
+    B, T, r, w = cfg.batch_size, cfg.seq_len, dist.rank, dist.world_size
+    if cfg.mode == "tbptt":
+        train_batches: Any = StreamBatches(train_ids, B, T, rank=r, world_size=w)
+    else:
+        train_batches = RandomWindows(
+            train_ids,
+            B,
+            T,
+            batches_per_epoch=cfg.batches_per_epoch,
+            seed=seed,
+            rank=r,
+            world_size=w,
+        )
+    # Fewer validation streams when the validation text is short.
+    val_rows = max(1, min(B, (len(val_ids) - 1) // (T * w)))
+    val_batches = StreamBatches(val_ids, val_rows, T, rank=r, world_size=w)
+    return train_batches, val_batches
