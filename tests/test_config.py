@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from rnnkit import cli_common
 from rnnkit import config as C
 from rnnkit.errors import UserError
 
@@ -95,7 +96,7 @@ def test_shipped_textgen_presets_load():
 
 
 def test_argparse_integration_and_strict_parser(capsys):
-    parser = C.StrictArgumentParser(prog="prog")
+    parser = cli_common.StrictArgumentParser(prog="prog")
     C.add_config_arguments(parser, Outer, exclude=("out",))
     args = parser.parse_args(["--inner.size=7", "--inner.on", "yes"])
     assert C.config_from_args(Outer, args, app="x") == Outer(inner=Inner(size=7, on=True))
@@ -126,8 +127,8 @@ def test_train_verb_and_resume_use_the_saved_config(tmp_path):
     import json
 
     sub = argparse.ArgumentParser(prog="rnnkit").add_subparsers()
-    verbs = C.add_app_parser(sub, "x", help="an app", description="An app.")
-    t = C.add_train_parser(
+    verbs = cli_common.add_app_parser(sub, "x", help="an app", description="An app.")
+    t = cli_common.add_train_parser(
         verbs, "x", Outer, help="train", description="Train.", data_help="data", resume_help="r"
     )
     helptext = t.format_help()
@@ -135,14 +136,14 @@ def test_train_verb_and_resume_use_the_saved_config(tmp_path):
         assert option in helptext
     # A fresh run: defaults <- overrides.
     args = t.parse_args(["--inner.size=7"])
-    assert C.train_config(Outer, args, app="x", default_run_dir="runs/x").inner.size == 7
+    assert cli_common.train_config(Outer, args, app="x", default_run_dir="runs/x").inner.size == 7
     # --resume: the run's saved config, then this command's overrides; no preset read.
     ck = tmp_path / "checkpoint"
     ck.mkdir()
     (ck / "config.json").write_text(json.dumps(C.to_dict(Outer(inner=Inner(size=9, rate=0.1)))))
     args = t.parse_args(["--run-dir", str(tmp_path), "--resume", "--inner.rate=0.2"])
-    cfg = C.train_config(Outer, args, app="x", default_run_dir="runs/x")
+    cfg = cli_common.train_config(Outer, args, app="x", default_run_dir="runs/x")
     assert (cfg.inner.size, cfg.inner.rate) == (9, 0.2)
     args = t.parse_args(["--run-dir", str(tmp_path / "none"), "--resume"])
     with pytest.raises(UserError, match="does not exist"):
-        C.train_config(Outer, args, app="x", default_run_dir="runs/x")
+        cli_common.train_config(Outer, args, app="x", default_run_dir="runs/x")

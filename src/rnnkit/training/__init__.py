@@ -7,13 +7,11 @@ and ``docs/training.md`` for truncated BPTT, checkpoints, resume and DDP.
 from __future__ import annotations
 
 from rnnkit.training.checkpoint import (
-    check_run_dir,
     load_model_weights,
     load_tensors,
     read_json,
     read_manifest,
     resolve_checkpoint,
-    run_lock,
     verify_checkpoint,
     write_checkpoint,
 )
@@ -34,6 +32,7 @@ from rnnkit.training.loop import (
 )
 from rnnkit.training.plots import plot_curves
 from rnnkit.training.progress import MetricsLog, Progress, read_metrics
+from rnnkit.training.rundir import check_run_dir, run_lock
 
 __all__ = [
     "DistContext",

@@ -1,5 +1,8 @@
 """Checkpoints and saved models as directories: atomic, verified, never unpickled.
 
+Longer than 400 lines: writing and verifying a directory are two halves of one
+format and stay together.
+
 A checkpoint (or a saved model) is a directory::
 
     config.json            what the caller passes as ``config`` (the pipeline's config)
@@ -36,17 +39,13 @@ import contextlib
 import hashlib
 import json
 import os
-import random
 import shutil
-import socket
-import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -57,20 +56,12 @@ __all__ = [
     "MANIFEST",
     "MODEL_FILES",
     "TRAINING_FILES",
-    "check_run_dir",
-    "flatten_state",
-    "get_rng_state",
     "load_model_weights",
-    "load_optimizer_state",
     "load_tensors",
     "model_tensors",
-    "optimizer_state_to_files",
     "read_json",
     "read_manifest",
     "resolve_checkpoint",
-    "run_lock",
-    "set_rng_state",
-    "unflatten_state",
     "verify_checkpoint",
     "write_checkpoint",
 ]
@@ -385,125 +376,6 @@ def resolve_checkpoint(
     return p
 
 
-RUN_FILES = ("checkpoint", "best", "metrics.jsonl")
-
-
-def check_run_dir(
-    run_dir: str | os.PathLike[str] | None, *, resume: bool = False, overwrite: bool = False
-) -> None:
-    """The run-directory policy of every application, checked before any data is loaded.
-
-    A directory holding a run (``checkpoint/``, ``best/`` or ``metrics.jsonl``) is
-    continued with ``resume``, replaced with ``overwrite`` (its ``checkpoint/``,
-    ``best/`` and metrics go; the user's own files stay), and otherwise refused.
-    """
-    if run_dir is None:
-        if resume:
-            raise UserError("resume needs a run directory; pass --run-dir (Python: run_dir=)")
-        return
-    d = Path(run_dir)
-    if d.exists() and not d.is_dir():
-        raise UserError(f"run directory {d} is a file; pass a directory path as --run-dir")
-    if resume and overwrite:
-        raise UserError("--resume and --overwrite contradict each other; pass one of them")
-    _refuse_if_locked(d)
-    held = [name for name in RUN_FILES if (d / name).exists()]
-    if resume:
-        if not (d / "checkpoint").exists() and not (d / "checkpoint.old").exists():
-            raise UserError(
-                f"{d} holds no checkpoint/ to resume from; drop --resume to start a new run there"
-            )
-        return
-    if not held:
-        return
-    if not overwrite:
-        raise UserError(
-            f"run directory {d} already holds a run ({', '.join(held)}); pass --resume to "
-            "continue it, --overwrite to replace it (Python: overwrite=True), or another --run-dir"
-        )
-    for name in ("checkpoint", "best", "checkpoint.old", "best.old"):
-        sub = d / name
-        if sub.is_dir() and (_owned_names(sub, set()) is not None or not any(sub.iterdir())):
-            shutil.rmtree(sub)
-    for name in ("metrics.jsonl", "curves.png"):
-        (d / name).unlink(missing_ok=True)
-
-
-LOCK_FILE = ".rnnkit.lock"
-
-
-def _refuse_if_locked(d: Path) -> None:
-    """A one-line error when a live process holds ``d``'s run lock."""
-    try:
-        other = json.loads((d / LOCK_FILE).read_text(encoding="utf-8"))
-        pid, host = int(other["pid"]), str(other["host"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return  # no lock (or a damaged one: run_lock sorts that out)
-    if host == socket.gethostname() and not _pid_alive(pid):
-        return
-    raise UserError(
-        f"run directory {d} is in use by process {pid} on {host} (since "
-        f"{other.get('started', '?')}); wait for it or stop it, or pass another --run-dir"
-    )
-
-
-@contextlib.contextmanager
-def run_lock(run_dir: str | os.PathLike[str] | None) -> Iterator[None]:
-    """Hold ``run_dir/.rnnkit.lock`` (PID, host, start time) while a run writes there.
-
-    A second process is refused with a one-line error naming the holder. A lock
-    left by a process that no longer runs on this host (killed with -9) is
-    taken over with a message. ``None``: no run directory, nothing to lock.
-    """
-    if run_dir is None:
-        yield
-        return
-    d = Path(run_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    lock = d / LOCK_FILE
-    me = {
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    for _ in range(3):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                other = json.loads(lock.read_text(encoding="utf-8"))
-                pid, host = int(other["pid"]), str(other["host"])
-            except (OSError, ValueError, KeyError, TypeError):
-                time.sleep(0.2)  # being written right now, or garbage: look again
-                other, pid, host = {}, -1, me["host"]
-                if lock.exists() and time.time() - lock.stat().st_mtime < 5:
-                    continue
-            if host == me["host"] and (pid == -1 or not _pid_alive(pid)):
-                print(
-                    f"{d}: taking over the lock of process {pid} on {host}, which no longer "
-                    "runs (it was killed); its last checkpoint is intact",
-                    file=sys.stderr,
-                )
-                lock.unlink(missing_ok=True)
-                continue
-            raise UserError(
-                f"run directory {d} is in use by process {pid} on {host} (since "
-                f"{other.get('started', '?')}); wait for it or stop it, or pass another "
-                f"--run-dir (if that process is gone, delete {lock})"
-            ) from None
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(me, f)
-        break
-    else:
-        raise UserError(f"could not lock {d} ({lock} keeps changing); try again")
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError, ValueError):
-            if json.loads(lock.read_text(encoding="utf-8")).get("pid") == me["pid"]:
-                lock.unlink()
-
-
 def read_json(path: str | os.PathLike[str]) -> Any:
     """Read a JSON file, turning a malformed file into a one-line :class:`UserError`."""
     try:
@@ -548,97 +420,3 @@ def load_model_weights(model: torch.nn.Module, directory: str | os.PathLike[str]
             f"{file} does not match the model built from config.json ({first}); "
             "the checkpoint is damaged or from another version"
         ) from exc
-
-
-# ---------------------------------------------------------------------------
-# Nested states (TBPTT carry, optimizer state) <-> flat tensor dicts + JSON spec
-# ---------------------------------------------------------------------------
-
-
-def flatten_state(obj: Any, prefix: str = "") -> tuple[Any, dict[str, torch.Tensor]]:
-    """Split a nest of tuples/lists/dicts of tensors into (JSON spec, flat tensors)."""
-    tensors: dict[str, torch.Tensor] = {}
-
-    def walk(o: Any, key: str) -> Any:
-        if isinstance(o, torch.Tensor):
-            tensors[key] = o
-            return {"tensor": key}
-        if isinstance(o, (tuple, list)):
-            return {
-                "seq": [walk(v, f"{key}.{i}") for i, v in enumerate(o)],
-                "tuple": isinstance(o, tuple),
-            }
-        if isinstance(o, dict):
-            return {"dict": [[k, walk(v, f"{key}.{k}")] for k, v in o.items()]}
-        return {"value": o}
-
-    return walk(obj, prefix or "s"), tensors
-
-
-def unflatten_state(spec: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
-    """Inverse of :func:`flatten_state`."""
-    if "tensor" in spec:
-        return tensors[spec["tensor"]]
-    if "seq" in spec:
-        items = [unflatten_state(s, tensors) for s in spec["seq"]]
-        return tuple(items) if spec["tuple"] else items
-    if "dict" in spec:
-        return {k: unflatten_state(v, tensors) for k, v in spec["dict"]}
-    return spec["value"]
-
-
-def optimizer_state_to_files(
-    optimizer: torch.optim.Optimizer,
-) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """``optimizer.state_dict()`` as (JSON-able dict, flat tensor dict)."""
-    sd = optimizer.state_dict()
-    spec, tensors = flatten_state(sd["state"], "state")
-    return {"state": spec, "param_groups": sd["param_groups"]}, tensors
-
-
-def load_optimizer_state(
-    optimizer: torch.optim.Optimizer, spec: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]
-) -> None:
-    """Restore what :func:`optimizer_state_to_files` wrote."""
-    state = unflatten_state(spec["state"], tensors)
-    # JSON turned the integer parameter ids into strings and tuples into lists.
-    state = {int(k): v for k, v in state.items()}
-    groups = []
-    for g in spec["param_groups"]:
-        g = dict(g)
-        if isinstance(g.get("betas"), list):
-            g["betas"] = tuple(g["betas"])
-        groups.append(g)
-    optimizer.load_state_dict({"state": state, "param_groups": groups})
-
-
-# ---------------------------------------------------------------------------
-# RNG states: Python, NumPy, torch (CPU + CUDA)
-# ---------------------------------------------------------------------------
-
-
-def get_rng_state() -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """All global RNG states as (JSON-able dict, tensors)."""
-    version, internal, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
-    json_part = {
-        "python": [version, list(internal), gauss],
-        "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-    }
-    tensors = {"rng.torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{i}"] = s
-    return json_part, tensors
-
-
-def set_rng_state(json_part: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> None:
-    """Restore what :func:`get_rng_state` returned."""
-    version, internal, gauss = json_part["python"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, keys, pos, has_gauss, cached = json_part["numpy"]
-    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(tensors["rng.torch"])
-    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda.")]
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(cuda)

@@ -74,9 +74,11 @@ from torch import Tensor, nn
 
 from rnnkit.errors import UserError
 from rnnkit.training import checkpoint as ckpt
+from rnnkit.training import state as train_state
 from rnnkit.training.distributed import DistContext, init_distributed
 from rnnkit.training.interrupt import StopNow, StopSignals, TrainingInterrupted
 from rnnkit.training.progress import MetricsLog, Progress
+from rnnkit.training.rundir import check_run_dir, run_lock
 
 __all__ = [
     "StepResult",
@@ -340,7 +342,7 @@ class Trainer:
         resume: continue from ``run_dir/checkpoint`` (error if there is none).
         overwrite: replace a run already in ``run_dir`` (without it, and without
             ``resume``, a run directory that holds a run is refused:
-            :func:`~rnnkit.training.checkpoint.check_run_dir`).
+            :func:`~rnnkit.training.rundir.check_run_dir`).
         optimizer: use this optimizer instead of :func:`build_optimizer`.
     """
 
@@ -432,7 +434,7 @@ class Trainer:
             best_metric=p.best_metric,
             best_step=p.best_step,
             bad_evals=p.bad_evals,
-            rng=ckpt.get_rng_state(),
+            rng=train_state.get_rng_state(),
             carry=p.carry,
         )
 
@@ -445,9 +447,9 @@ class Trainer:
         if target is None or not self.dist.is_main:
             return None
         s = self._snapshot
-        rng_json, rng_tensors = s.rng if s.rng is not None else ckpt.get_rng_state()
-        opt_json, opt_tensors = ckpt.optimizer_state_to_files(self.optimizer)
-        carry_spec, carry_tensors = ckpt.flatten_state(s.carry, "carry")
+        rng_json, rng_tensors = s.rng if s.rng is not None else train_state.get_rng_state()
+        opt_json, opt_tensors = train_state.optimizer_state_to_files(self.optimizer)
+        carry_spec, carry_tensors = train_state.flatten_state(s.carry, "carry")
         state = {
             "step": s.step,
             "epoch": s.epoch,
@@ -490,12 +492,12 @@ class Trainer:
             if f.name not in _BOOKKEEPING_JSON and f.name not in self.extra_json:
                 self.extra_json[f.name] = ckpt.read_json(f)
         ckpt.load_model_weights(self.raw_model, d)
-        ckpt.load_optimizer_state(
+        train_state.load_optimizer_state(
             self.optimizer, state["optimizer"], ckpt.load_tensors(d / "optimizer.safetensors")
         )
         carry_file = d / "carry.safetensors"
         carry_tensors = ckpt.load_tensors(carry_file) if carry_file.exists() else {}
-        carry = ckpt.unflatten_state(state["carry"], carry_tensors)
+        carry = train_state.unflatten_state(state["carry"], carry_tensors)
         carry = _map_tensors(lambda t: t.to(self.device), carry)
         best = state["best_metric"]
         self.pos = _Position(
@@ -507,7 +509,7 @@ class Trainer:
             bad_evals=state["bad_evals"],
             carry=carry,
         )
-        ckpt.set_rng_state(state["rng"], ckpt.load_tensors(d / "rng.safetensors"))
+        train_state.set_rng_state(state["rng"], ckpt.load_tensors(d / "rng.safetensors"))
 
     def _save_best(self, metrics: Mapping[str, float]) -> None:
         if self.run_dir is None or not self.dist.is_main:
@@ -589,8 +591,8 @@ class Trainer:
         main = self.dist.is_main
         tune_allocator()
         if main:  # before the lock: a refused run must not create the directory
-            ckpt.check_run_dir(self.run_dir, resume=self.resume, overwrite=self.overwrite)
-        with ckpt.run_lock(self.run_dir if main else None), StopSignals() as stop:
+            check_run_dir(self.run_dir, resume=self.resume, overwrite=self.overwrite)
+        with run_lock(self.run_dir if main else None), StopSignals() as stop:
             return self._fit(stop)
 
     def _stop_requested(self, stop: StopSignals) -> bool:
