@@ -1,6 +1,6 @@
 """Forecasting quality on held-out data: rnnkit's RNN forecaster against baselines.
 
-Rolling-origin backtests with the presets in ``src/rnnkit/configs/forecast/`` (hyperparameters
+Rolling-origin backtests with the presets in ``src/rnnkit/forecast/presets/`` (hyperparameters
 fixed in advance; epochs chosen by early stopping on a validation split before
 the first origin; every model fitted once on the data before the first origin):
 
@@ -26,12 +26,9 @@ import time
 
 import torch
 
-from rnnkit.forecasting import format_table
-from rnnkit.pipelines.forecast import load_config, run_backtest
-
-
-def quiet(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+from rnnkit import Forecaster
+from rnnkit.forecast import load_config
+from rnnkit.forecast.backtest import format_table
 
 
 def markdown(result, horizons: list[int]) -> str:  # noqa: ANN001
@@ -55,12 +52,12 @@ def markdown(result, horizons: list[int]) -> str:  # noqa: ANN001
 def run(name: str, overrides: list[str], horizons: list[int], label: str | None = None) -> None:
     cfg = load_config(preset=name, overrides=overrides)
     start = time.perf_counter()
-    result, data = run_backtest(cfg, progress=quiet)
+    result = Forecaster(config=cfg).backtest()  # progress on stderr; models train on 1 thread
     seconds = time.perf_counter() - start
     label = label or name
     print(f"\n### {label}\n")
     print(
-        f"{len(data)} steps, test period: last {cfg.backtest.test_size}, horizon "
+        f"{len(result.index)} steps, test period: last {cfg.backtest.test_size}, horizon "
         f"{cfg.model.horizon}, cell {cfg.model.cell}, lookback {cfg.model.lookback}, hidden "
         f"{cfg.model.hidden_size}, ensemble {cfg.train.ensemble}, transform "
         f"{cfg.train.target_transform}, overrides {overrides or 'none'}; "

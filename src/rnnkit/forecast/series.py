@@ -1,4 +1,4 @@
-"""Time series for forecasting: loading, validation, filling, transforms, scalers, windows.
+"""Time series for forecasting: the :class:`SeriesData` container and its validation.
 
 The container is :class:`SeriesData`: one shared time index, one or more target
 columns (several targets = several series for one *global* model), and two
@@ -9,71 +9,32 @@ kinds of optional covariates:
 - ``past`` covariates are only observed up to the forecast origin; the model
   sees them over the lookback window only.
 
-Everything that is learned from data (:class:`StandardScaler`) follows the
-scikit-learn convention: arguments in ``__init__``, validation in ``fit``,
-learned attributes end with ``_``. The forecasting code fits scalers on the
-part of the series before each forecast origin only.
-
-Bad input never gives a silent wrong answer: missing values, duplicate or
-irregular timestamps, non-numeric columns and too-short series raise
-:class:`~rnnkit.errors.UserError` naming the problem and the option that
-handles it (``fill="ffill"``, ``duplicates="mean"``, ``freq="B"``, ...).
-
-Windows, for a forecast origin ``t`` (the index of the first forecast step),
-lookback ``L`` and horizon ``H``::
-
-    inputs   x[t-L], ..., x[t-1]      (only values before the origin)
-    targets  y[t],   ..., y[t+H-1]
+Bad input never gives a silent wrong answer: :func:`from_frame` turns missing
+values, duplicate or irregular timestamps, non-numeric columns and too-short
+series into a :class:`~rnnkit.errors.UserError` naming the problem and the
+option that handles it (``fill="ffill"``, ``duplicates="mean"``, ``freq="B"``, ...).
+Reading files and built-in datasets is :mod:`rnnkit.forecast.data`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from rnnkit.data.download import RemoteFile, fetch
 from rnnkit.errors import UserError
 
 __all__ = [
-    "AIRLINE",
-    "BUILTIN_DATASETS",
     "CALENDAR_FEATURES",
     "FILL_METHODS",
-    "TRANSFORMS",
-    "VIX",
     "SeriesData",
-    "StandardScaler",
-    "TargetTransform",
     "calendar_features",
     "from_frame",
     "infer_season",
-    "load_builtin",
-    "load_csv",
-    "load_series",
-    "make_windows",
 ]
 
 FILL_METHODS = ("none", "ffill", "interpolate", "drop")
-TRANSFORMS = ("none", "log", "diff", "log-return")
-
-# Canonical sources of the built-in datasets (see ../shared/data/*/README.md).
-AIRLINE = RemoteFile(
-    url="https://raw.githubusercontent.com/mwaskom/seaborn-data/"
-    "71e2436a092d714350de0fc409ca8a8714e7e78f/flights.csv",
-    sha256="237d834127d9c6355630d8f443a7a2377b5925923010009b59809ba0b67f4fac",
-    mirror_path="airline_passengers/flights.csv",
-)
-VIX = RemoteFile(
-    url="https://raw.githubusercontent.com/datasets/finance-vix/"
-    "6f56e2760520824b787cf6b85945c62186d38bc6/data/vix-daily.csv",
-    sha256="fa8f8119bb2fa785bb408bcae541a1e630fef97f3acb160b94ed3115c1318db5",
-    mirror_path="vix_daily/vix-daily.csv",
-)
-BUILTIN_DATASETS = ("sunspots", "airline", "vix")
 CALENDAR_FEATURES = ("month_sin", "month_cos", "weekday_sin", "weekday_cos")
 
 
@@ -160,7 +121,7 @@ class SeriesData:
         return pd.DataFrame(cols, index=self.index)
 
 
-# ----------------------------------------------------------------------------- loading
+# ----------------------------------------------------------------------------- validation
 
 
 def infer_season(freq: str | None) -> int:
@@ -401,76 +362,6 @@ def _fill(frame: pd.DataFrame, fill: str, grid: str | None) -> pd.DataFrame:
     return frame.interpolate(method="linear", limit_direction="forward")
 
 
-def load_csv(path: str | Path, **kwargs: object) -> SeriesData:
-    """Read a CSV and validate it with :func:`from_frame`.
-
-    ``time_col`` defaults to the first column.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(
-            f"data file not found: {path}; pass a CSV path or one of {', '.join(BUILTIN_DATASETS)}"
-        )
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {path} as CSV ({exc}); check the file format") from exc
-    if frame.shape[1] < 2:
-        raise UserError(f"{path} needs a time column and at least one target column")
-    if kwargs.get("time_col") is None:
-        kwargs["time_col"] = frame.columns[0]
-    return from_frame(frame, **kwargs)  # type: ignore[arg-type]
-
-
-def load_builtin(name: str, **kwargs: object) -> SeriesData:
-    """A built-in dataset.
-
-    - ``sunspots``: yearly mean sunspot numbers 1700-2008 (statsmodels, offline);
-      ``season=11`` (the solar cycle) for the seasonal naive baseline.
-    - ``airline``: monthly airline passengers 1949-1960 (downloaded, sha256 checked).
-    - ``vix``: daily VIX close 1990-2026 (downloaded); trading days as ``"steps"``.
-    """
-    if name == "sunspots":
-        from statsmodels.datasets import sunspots
-
-        frame = sunspots.load_pandas().data
-        kwargs.setdefault("season", 11)
-        return from_frame(frame, time_col="YEAR", target_cols=["SUNACTIVITY"], **kwargs)
-    if name == "airline":
-        raw = pd.read_csv(fetch(AIRLINE, quiet=True))
-        months = pd.to_datetime(raw["year"].astype(str) + "-" + raw["month"], format="%Y-%B")
-        frame = pd.DataFrame({"month": months, "passengers": raw["passengers"]})
-        kwargs.setdefault("freq", "MS")
-        return from_frame(frame, time_col="month", target_cols=["passengers"], **kwargs)
-    if name == "vix":
-        raw = pd.read_csv(fetch(VIX, quiet=True))
-        kwargs.setdefault("freq", "steps")
-        return from_frame(raw, time_col="DATE", target_cols=["CLOSE"], **kwargs)
-    raise UserError(f"unknown dataset {name!r}; use one of {', '.join(BUILTIN_DATASETS)} or a CSV")
-
-
-def load_series(
-    data: str | Path | pd.DataFrame | pd.Series | SeriesData, **kwargs: object
-) -> SeriesData:
-    """Anything the forecaster accepts: a built-in name, a CSV path, a DataFrame
-    (time column via ``time_col`` or the index), a pandas Series, or SeriesData."""
-    if isinstance(data, SeriesData):
-        return data
-    if isinstance(data, pd.Series):
-        name = data.name if data.name is not None else "y"
-        return from_frame(data.rename(name).to_frame(), **kwargs)  # type: ignore[arg-type]
-    if isinstance(data, pd.DataFrame):
-        return from_frame(data, **kwargs)  # type: ignore[arg-type]
-    if isinstance(data, str) and data in BUILTIN_DATASETS:
-        return load_builtin(data, **kwargs)
-    if isinstance(data, str | Path):
-        return load_csv(data, **kwargs)
-    raise UserError(
-        f"cannot read data of type {type(data).__name__}; pass a CSV, DataFrame, "
-        "Series or built-in name"
-    )
-
-
 def calendar_features(index: pd.DatetimeIndex, freq: str | None) -> pd.DataFrame:
     """Sine/cosine of the month of year (monthly and coarser) or of the weekday
     (daily and finer): smooth, bounded, and known for any future date."""
@@ -482,160 +373,3 @@ def calendar_features(index: pd.DatetimeIndex, freq: str | None) -> pd.DataFrame
         phase = 2 * np.pi * index.dayofweek.to_numpy() / 7
         names = ("weekday_sin", "weekday_cos")
     return pd.DataFrame({names[0]: np.sin(phase), names[1]: np.cos(phase)}, index=index)
-
-
-# ----------------------------------------------------------------------------- transforms
-
-
-class TargetTransform:
-    """A fixed (never fitted) transform of the target levels ``y``.
-
-    ``f`` is the identity (``"none"``, ``"diff"``) or ``log`` (``"log"``,
-    ``"log-return"``). The differencing kinds (``"diff"``, ``"log-return"``)
-    model changes: the model inputs are one-step changes
-    ``z_t = f(y_t) - f(y_{t-1})`` and the forecast for step k after origin t
-    is the cumulative change ``f(y_{t+k-1}) - f(y_{t-1})``, mapped back as
-    ``y = f^-1(f(y_{t-1}) + change)``. Because that map is monotone, quantiles
-    of the change map to quantiles of the level exactly.
-    """
-
-    def __init__(self, kind: str = "none") -> None:
-        if kind not in TRANSFORMS:
-            raise UserError(
-                f"target transform must be one of {', '.join(TRANSFORMS)}, got {kind!r}"
-            )
-        self.kind = kind
-
-    @property
-    def differenced(self) -> bool:
-        return self.kind in ("diff", "log-return")
-
-    @property
-    def uses_log(self) -> bool:
-        return self.kind in ("log", "log-return")
-
-    def check(self, y: np.ndarray) -> None:
-        if self.uses_log and np.any(y <= 0):
-            raise UserError(
-                f"target transform {self.kind!r} needs positive values, found "
-                f"{float(np.min(y))}; use --target-transform diff or none"
-            )
-
-    def f(self, y: np.ndarray) -> np.ndarray:
-        return np.log(y) if self.uses_log else y
-
-    def f_inv(self, v: np.ndarray) -> np.ndarray:
-        return np.exp(v) if self.uses_log else v
-
-    def model_series(self, y: np.ndarray) -> np.ndarray:
-        """(T, S) levels -> (T, S) model-space series (row 0 is NaN when differenced)."""
-        v = self.f(y)
-        if not self.differenced:
-            return v
-        z = np.full_like(v, np.nan)
-        z[1:] = v[1:] - v[:-1]
-        return z
-
-    def to_levels(self, out: np.ndarray, last_level: np.ndarray) -> np.ndarray:
-        """Model-space forecasts (S, H, ...) -> levels, given the level before the origin (S,)."""
-        if not self.differenced:
-            return self.f_inv(out)
-        base = self.f(last_level).reshape((-1,) + (1,) * (out.ndim - 1))  # (S, 1, ...)
-        return self.f_inv(base + out)
-
-
-class StandardScaler:
-    """Per-column standardization ``(x - mean_) / scale_``, fitted on training rows only.
-
-    Attributes (after :meth:`fit`):
-        mean_: (C,) column means, NaN rows ignored.
-        scale_: (C,) column standard deviations (1 where a column is constant).
-        n_samples_: rows used.
-    """
-
-    def __init__(self, *, with_mean: bool = True) -> None:
-        self.with_mean = with_mean
-
-    def fit(self, x: np.ndarray) -> StandardScaler:
-        x = np.asarray(x, dtype=np.float64)
-        if x.ndim != 2:
-            raise ValueError(f"StandardScaler.fit expects a 2-D array (T, C), got {x.shape}")
-        ok = ~np.isnan(x).any(axis=1)
-        if ok.sum() < 2:
-            raise UserError("too few rows to fit the scaler (need at least 2 without NaN)")
-        rows = x[ok]
-        self.mean_ = rows.mean(axis=0) if self.with_mean else np.zeros(x.shape[1])
-        scale = rows.std(axis=0)
-        self.scale_ = np.where(scale > 1e-12, scale, 1.0)
-        self.n_samples_ = int(ok.sum())
-        return self
-
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        return (np.asarray(x, dtype=np.float64) - self.mean_) / self.scale_
-
-    def inverse_transform(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(x, dtype=np.float64) * self.scale_ + self.mean_
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "with_mean": self.with_mean,
-            "mean_": self.mean_.tolist(),
-            "scale_": self.scale_.tolist(),
-            "n_samples_": self.n_samples_,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, object]) -> StandardScaler:
-        out = cls(with_mean=bool(d["with_mean"]))
-        out.mean_ = np.asarray(d["mean_"], dtype=np.float64)
-        out.scale_ = np.asarray(d["scale_"], dtype=np.float64)
-        out.n_samples_ = int(d["n_samples_"])  # type: ignore[arg-type]
-        return out
-
-
-# ----------------------------------------------------------------------------- windows
-
-
-def make_windows(
-    inputs: np.ndarray,
-    targets: np.ndarray,
-    lookback: int,
-    horizon: int,
-    origins: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Cut (input window, target block) pairs.
-
-    Args:
-        inputs: (T, D) model inputs per step.
-        targets: (T, K) target per step; row ``t + k`` is the target for step k
-            after origin t (for cumulative targets, pass a (T, H) array whose
-            row t already holds the H cumulative values and ``horizon=1``).
-        origins: the origins t to use (default every valid one,
-            ``lookback <= t <= T - horizon``).
-
-    Returns:
-        x: (N, lookback, D) with ``x[n] = inputs[t-lookback : t]``.
-        y: (N, horizon, K) with ``y[n] = targets[t : t+horizon]``.
-    """
-    t_len = inputs.shape[0]
-    if origins is None:
-        origins = np.arange(lookback, t_len - horizon + 1)
-    origins = np.asarray(origins, dtype=np.int64)
-    if origins.size and (origins.min() < lookback or origins.max() > t_len - horizon):
-        raise ValueError(f"origins must lie in [{lookback}, {t_len - horizon}]")
-    # Fancy indexing with (N, L) and (N, H) index grids instead of a Python loop.
-    xi = origins[:, None] + np.arange(-lookback, 0)[None, :]  # (N, L)
-    yi = origins[:, None] + np.arange(horizon)[None, :]  # (N, H)
-    return inputs[xi], targets[yi]
-
-
-def _finite_rows(*arrays: np.ndarray) -> np.ndarray:
-    ok = np.ones(arrays[0].shape[0], dtype=bool)
-    for a in arrays:
-        ok &= np.isfinite(a.reshape(a.shape[0], -1)).all(axis=1)
-    return ok
-
-
-def min_length(lookback: int, horizon: int, differenced: bool) -> int:
-    """Shortest history that yields at least a handful of training windows."""
-    return lookback + horizon + int(differenced) + max(8, math.ceil(0.1 * lookback))

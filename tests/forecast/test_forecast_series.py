@@ -1,3 +1,5 @@
+"""Reading and validating series, transforms, scalers and windows (no network involved)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,21 +9,12 @@ import pandas as pd
 import pytest
 
 from rnnkit.data import sha256_of
-from rnnkit.data.timeseries import (
-    AIRLINE,
-    VIX,
-    SeriesData,
-    StandardScaler,
-    TargetTransform,
-    calendar_features,
-    from_frame,
-    infer_season,
-    load_builtin,
-    load_csv,
-    load_series,
-    make_windows,
-)
 from rnnkit.errors import UserError
+from rnnkit.forecast.config import DataConfig
+from rnnkit.forecast.data import AIRLINE, VIX, load_builtin, load_csv, load_data, load_series
+from rnnkit.forecast.scaling import StandardScaler, TargetTransform
+from rnnkit.forecast.series import SeriesData, calendar_features, from_frame, infer_season
+from rnnkit.forecast.windows import make_windows
 
 
 def monthly(n: int = 36, start: str = "2000-01-01") -> pd.DataFrame:
@@ -48,6 +41,24 @@ def test_pandas_series_and_several_targets() -> None:
     frame["z"] = frame["y"] * 2
     d = from_frame(frame, time_col="time")
     assert d.names == ("y", "z") and d.values.shape == (36, 2)
+
+
+def test_arrays_and_the_data_config() -> None:
+    d = load_series(np.arange(10.0))
+    assert d.names == ("y",) and list(d.index[:2]) == [0, 1] and d.freq is None
+    d = load_series(np.ones((10, 2)))
+    assert d.names == ("y0", "y1") and d.values.shape == (10, 2)
+    with pytest.raises(UserError, match=r"shape \(T,\) or \(T, S\)"):
+        load_series(np.ones((2, 2, 2)))
+    frame = monthly()
+    frame["promo"] = np.arange(36) % 2
+    cfg = DataConfig(time_col="time", target="y", known="promo", calendar=True)
+    d = load_data(cfg, frame)
+    assert d.names == ("y",) and d.known_names == ("promo", "month_sin", "month_cos")
+    with pytest.raises(UserError, match="no data"):
+        load_data(DataConfig(source=""))
+    with pytest.raises(UserError, match="data file not found: nope.csv"):
+        load_data(DataConfig(source="nope.csv"))
 
 
 def test_covariates_are_split_by_role() -> None:

@@ -18,14 +18,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from rnnkit.data.timeseries import SeriesData
+import rnnkit.forecast.metrics as M
 from rnnkit.errors import UserError
-from rnnkit.forecasting import metrics as M
-from rnnkit.forecasting.base import ForecastModel, Prediction
+from rnnkit.forecast.data import ForecastModel, Prediction
+from rnnkit.forecast.series import SeriesData
 
 __all__ = ["BacktestResult", "backtest", "format_table"]
 
@@ -137,6 +138,31 @@ class BacktestResult:
                 "a plot of it 'tracking' the series shows no predictive skill."
             )
         return None
+
+    def summary(self) -> dict[str, Any]:
+        """The metric tables as plain data (what ``backtest --json`` writes).
+
+        ``{"horizon": H, "level": ..., "season": m, "origins": N, "seconds": {model: s},
+        "metrics": {"h1": {model: {metric: value}}, "hH": ..., "all": ...}}``;
+        ``"all"`` averages over horizons 1..H. NaN (no interval) becomes null in JSON.
+        """
+        tables = {"h1": self.metrics(1), f"h{self.horizon}": self.metrics(self.horizon)}
+        tables["all"] = self.metrics(None)
+        return {
+            "horizon": self.horizon,
+            "level": self.level,
+            "season": self.season,
+            "origins": len(self.origins),
+            "series": list(self.series_names),
+            "seconds": dict(self.seconds),
+            "metrics": {
+                key: {
+                    model: {k: float(v) for k, v in row.items()}
+                    for model, row in table.to_dict(orient="index").items()
+                }
+                for key, table in tables.items()
+            },
+        }
 
     def to_frame(self) -> pd.DataFrame:
         """Long table: one row per (origin, series, horizon, model)."""

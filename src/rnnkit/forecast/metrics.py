@@ -18,10 +18,13 @@ their later horizons). With ``e = y - f``:
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 __all__ = [
     "coverage",
+    "holdout_scores",
     "interval_pinball",
     "mae",
     "mase",
@@ -105,3 +108,39 @@ def interval_pinball(
     lo_tau, hi_tau = (1.0 - level) / 2.0, (1.0 + level) / 2.0
     parts = [pinball(y, lower, lo_tau), pinball(y, median, 0.5), pinball(y, upper, hi_tau)]
     return float(np.mean(parts))
+
+
+def holdout_scores(
+    actual: np.ndarray,
+    point: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    history: np.ndarray,
+    *,
+    season: int,
+    level: float,
+) -> dict[str, float]:
+    """Every metric of one forecast of (S, H) ``actual`` values made after ``history`` (T, S).
+
+    MASE is scaled per series by the in-sample seasonal-naive MAE of ``history``;
+    skill is 1 - MAE / MAE of the naive forecast (the last value of ``history``).
+    Coverage and pinball are NaN without an interval.
+    """
+    scale = np.full((actual.shape[0], 1), np.nan)
+    for s in range(actual.shape[0]):
+        with contextlib.suppress(ValueError):  # too short for a scale: MASE stays NaN
+            scale[s] = seasonal_naive_scale(history[:, s], season)
+    naive = np.repeat(history[-1][:, None], actual.shape[1], axis=1)  # (S, H)
+    err, naive_err = mae(actual, point), mae(actual, naive)
+    has_interval = bool(np.isfinite(lower).any())
+    return {
+        "MAE": err,
+        "RMSE": rmse(actual, point),
+        "sMAPE": smape(actual, point),
+        "MASE": mase(actual, point, scale),
+        "skill": 1.0 - err / naive_err if naive_err > 0 else float("nan"),
+        "coverage": coverage(actual, lower, upper),
+        "pinball": interval_pinball(actual, lower, point, upper, level)
+        if has_interval
+        else float("nan"),
+    }

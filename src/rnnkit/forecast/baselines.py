@@ -27,8 +27,8 @@ from statistics import NormalDist
 
 import numpy as np
 
-from rnnkit.data.timeseries import SeriesData
-from rnnkit.forecasting.base import Prediction
+from rnnkit.forecast.data import Prediction
+from rnnkit.forecast.series import SeriesData
 
 __all__ = [
     "ARIMABaseline",

@@ -6,20 +6,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rnnkit.data.timeseries import SeriesData
 from rnnkit.errors import UserError
-from rnnkit.forecasting import (
+from rnnkit.forecast import metrics as M
+from rnnkit.forecast.backtest import backtest, format_table
+from rnnkit.forecast.baselines import (
     ARIMABaseline,
     DriftBaseline,
     ETSBaseline,
     MeanBaseline,
     NaiveBaseline,
-    Prediction,
     SeasonalNaiveBaseline,
-    backtest,
-    format_table,
 )
-from rnnkit.forecasting import metrics as M
+from rnnkit.forecast.data import Prediction
+from rnnkit.forecast.series import SeriesData
 
 
 def series(values: np.ndarray, season: int = 1) -> SeriesData:
@@ -165,3 +164,37 @@ def test_backtest_errors() -> None:
         backtest(d, {"naive": NaiveBaseline()}, horizon=1, test_size=35)
     with pytest.raises(UserError, match="horizon must be >= 1"):
         backtest(d, {"naive": NaiveBaseline()}, horizon=0, test_size=5)
+
+
+def test_holdout_scores_by_hand() -> None:
+    history = np.array([[1.0], [2.0], [4.0], [3.0]])  # (T, S): naive forecast 3
+    actual = np.array([[5.0, 1.0]])  # (S, H)
+    point = np.array([[4.0, 2.0]])
+    lower, upper = point - 1.5, point + 0.5
+    s = M.holdout_scores(actual, point, lower, upper, history, season=1, level=0.8)
+    assert s["MAE"] == pytest.approx(1.0)
+    assert s["MASE"] == pytest.approx(1.0 / ((1 + 2 + 1) / 3))  # in-sample naive MAE 4/3
+    assert s["skill"] == pytest.approx(1 - 1.0 / 2.0)  # naive errors 2 and 2
+    assert s["coverage"] == pytest.approx(0.5)  # 5 is above [2.5, 4.5], 1 inside [0.5, 2.5]
+    nan = np.full_like(point, np.nan)
+    s = M.holdout_scores(actual, point, nan, nan, history, season=1, level=0.8)
+    assert np.isnan(s["coverage"]) and np.isnan(s["pinball"])
+
+
+def test_backtest_summary_and_plots_return_figures(tmp_path) -> None:  # noqa: ANN001
+    from matplotlib.figure import Figure
+
+    from rnnkit.forecast.plots import plot_backtest, plot_forecast
+
+    d = series(np.sin(np.arange(80.0) / 3) + 5)
+    r = backtest(d, {"naive": NaiveBaseline(), "drift": DriftBaseline()}, horizon=3, test_size=10)
+    summary = r.summary()
+    assert set(summary["metrics"]) == {"h1", "h3", "all"} and summary["origins"] == 10
+    assert summary["metrics"]["all"]["naive"]["skill"] == 0.0
+    fig = plot_backtest(r, d, model="drift")
+    assert isinstance(fig, Figure) and not list(tmp_path.iterdir())  # no path: nothing saved
+    frame = pd.DataFrame(
+        {"series": "y", "forecast": [5.0, 5.1], "lower": np.nan, "upper": np.nan}, index=[80, 81]
+    )
+    fig = plot_forecast(d, frame, tmp_path / "sub" / "fc.png")
+    assert isinstance(fig, Figure) and (tmp_path / "sub" / "fc.png").stat().st_size > 5_000
