@@ -306,9 +306,7 @@ class Estimator:
         else ``checkpoint/``). Every file is checked against the manifest first."""
         from rnnkit.training.checkpoint import read_json, read_manifest, resolve_checkpoint
 
-        d = resolve_checkpoint(
-            directory, required=("config.json", "model.safetensors", *cls.artifact_files)
-        )
+        d = resolve_checkpoint(directory, required=("config.json", "model.safetensors"))
         manifest = read_manifest(d) or {}
         app = manifest.get("app")
         if app and app != cls.app:
@@ -317,8 +315,16 @@ class Estimator:
                 f"{d} holds a {app} model ({owner}), not a {cls.app} model; "
                 f"load it with rnnkit.{owner}.load"
             )
+        missing = [name for name in cls.artifact_files if not (d / name).is_file()]
+        if missing:
+            raise UserError(
+                f"{d} is not a saved {cls.app} model (missing {', '.join(missing)}); pass a "
+                f"folder written by {cls.__name__}.save() or a run directory of "
+                f"'rnnkit {cls.app} train'"
+            )
         try:
-            cfg = config_lib.from_dict(cls.config_class, read_json(d / "config.json"))
+            raw = cls._upgrade_config(read_json(d / "config.json"))
+            cfg = config_lib.from_dict(cls.config_class, raw)
         except UserError as exc:
             raise UserError(f"{d / 'config.json'} is not a {cls.app} config ({exc})") from exc
         est = cls._from_config(cfg, device=device, threads=threads, verbose=verbose)
@@ -343,6 +349,12 @@ class Estimator:
     def _from_config(cls, cfg: Any, **runtime: Any) -> Estimator:
         """The estimator that ``load`` fills in: override if ``__init__`` takes no config."""
         return cls(config=cfg, **runtime)
+
+    @classmethod
+    def _upgrade_config(cls, raw: Any) -> Any:
+        """``config.json`` of an earlier rnnkit as this version reads it (renamed or
+        dropped keys); the default changes nothing."""
+        return raw
 
     def _to_device(self) -> None:
         """Move the fitted model to ``self.device`` (after ``load(device=...)``)."""

@@ -182,3 +182,11 @@ def test_cli_json_outputs_parse_and_predict_is_sample(tmp_path, capsys):
     record = json.loads(capsys.readouterr().out)
     assert record["text"] + "\n" == streamed and len(record["text"]) == len("First") + 12
     assert json.loads((tmp_path / "p.json").read_text()) == record
+
+
+def test_fit_takes_a_long_single_line_text() -> None:
+    """A long text without newlines is text, not a file name (it used to raise ENAMETOOLONG)."""
+    from rnnkit.textgen.estimator import _read_text
+
+    text = "the cat sat on the mat. " * 400
+    assert _read_text(text, "text") == text

@@ -58,7 +58,6 @@ from rnnkit.training import (
     check_run_dir,
     load_model_weights,
     read_json,
-    read_manifest,
     resolve_checkpoint,
 )
 
@@ -405,30 +404,9 @@ class Forecaster(Estimator):
         self.context_ = context_from_dict(state["history"], meta)
 
     @classmethod
-    def load(
-        cls,
-        directory: str | os.PathLike[str],
-        *,
-        device: str | None = None,
-        threads: int | None = None,
-        verbose: bool = True,
-    ) -> Forecaster:
-        """Load a folder written by :meth:`save` or a run directory (its ``best/``, else
-        ``checkpoint/``); folders saved by earlier versions (``train.num_threads``, no
-        manifest) load too. Predictions are identical to the saved forecaster's."""
-        d = resolve_checkpoint(
-            directory, required=("config.json", "model.safetensors", *cls.artifact_files)
-        )
-        raw = read_json(d / "config.json")
-        if read_manifest(d) is not None or not isinstance(raw, dict) or raw == upgrade_config(raw):
-            return super().load(d, device=device, threads=threads, verbose=verbose)  # type: ignore[return-value]
-        cfg = config_lib.from_dict(ForecastConfig, upgrade_config(raw))
-        est = cls(config=cfg, device=device, threads=threads, verbose=verbose)
-        with est._threads():
-            est._restore(d)
-        if device is not None:
-            est._to_device()
-        return est
+    def _upgrade_config(cls, raw: Any) -> Any:
+        """Folders saved by earlier versions (``train.num_threads``) load too."""
+        return upgrade_config(raw) if isinstance(raw, dict) else raw
 
 
 def _maybe_scaler(d: dict[str, Any] | None) -> StandardScaler | None:

@@ -67,6 +67,14 @@ def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def _is_file(text: str) -> bool:
+    """Whether ``text`` names an existing file (a name too long for a path does not)."""
+    try:
+        return Path(text).expanduser().is_file()
+    except (OSError, ValueError):  # ENAMETOOLONG, embedded NUL
+        return False
+
+
 def _read_text(value: Any, name: str) -> str:
     """``value`` itself when a str of text; the file's text when a path."""
     if isinstance(value, os.PathLike):
@@ -76,12 +84,7 @@ def _read_text(value: Any, name: str) -> str:
             f"{name} must be a str of text or a pathlib.Path of a text file, "
             f"got {type(value).__name__}"
         )
-    if (
-        value
-        and "\n" not in value
-        and len(value) < 4096
-        and (value in DATASETS or Path(value).expanduser().is_file())
-    ):
+    if value and "\n" not in value and (value in DATASETS or _is_file(value)):
         raise UserError(
             f"{name} is the text itself, and {value!r} names a file or dataset; pass "
             f"pathlib.Path({value!r}), or set data.source and call fit() without text"
