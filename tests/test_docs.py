@@ -21,7 +21,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.S | re.M)
-SKIP = "<!-- no-test -->"
+SKIP = "<!-- no-test"  # <!-- no-test --> or <!-- no-test: reason -->
 
 
 def python_blocks(page: Path) -> list[str]:
