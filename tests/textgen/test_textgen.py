@@ -347,7 +347,7 @@ def test_cli_errors_are_one_clear_line(tmp_path, text_file, capsys):
     broken.mkdir()
     (broken / "config.json").write_text("{}")
     code, _, err = _cli(capsys, "textgen", "sample", "--checkpoint", str(broken))
-    assert code == 2 and "missing model.safetensors, vocab.json" in err
+    assert code == 2 and "is missing model.safetensors" in err
 
     run = tmp_path / "run"
     TextGenerator(
