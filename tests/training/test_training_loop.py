@@ -325,6 +325,30 @@ def test_wall_clock_budget_stops_and_evaluates_the_last_step(monkeypatch):
     assert res.evals[-1]["step"] == res.step
 
 
+def test_a_time_budget_plans_the_schedule_to_end_at_the_budget(monkeypatch, tmp_path):
+    """With max_seconds the cosine decay ends when time runs out, not at a max_steps
+    that is never reached (fake clock: 0.1 s per step, so 30 steps fit in 3 s)."""
+    from rnnkit.training import loop
+
+    clock = [0.0]
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: clock[0])
+
+    def slow(model, batch, state):
+        clock[0] += 0.1
+        return lm_loss(model, batch, state)
+
+    cfg = _cfg(max_steps=10_000, max_seconds=3.0, eval_interval=0, warmup_steps=2, min_lr=1e-4)
+    res = Trainer(
+        TinyLM(), slow, StreamBatches(_stream(600), 4, 10), config=cfg, run_dir=tmp_path
+    ).fit()
+    lrs = [r["lr"] for r in read_metrics(tmp_path / "metrics.jsonl") if "lr" in r]
+    assert res.stop_reason == "max_seconds" and 28 <= res.step <= 31
+    assert lrs[-1] < 0.05 * cfg.lr  # decayed to (near) min_lr by the end of the budget
+    assert all(b <= a + 1e-12 for a, b in zip(lrs[2:], lrs[3:], strict=False))  # monotone decay
+    # Without a budget the same 30 steps of a 10,000-step schedule stay near the peak.
+    assert loop.lr_at(30, cfg) > 0.99 * cfg.lr
+
+
 def test_checkpoint_is_safetensors_and_json_and_survives_interrupted_replace(tmp_path):
     cfg = _cfg(max_steps=4, eval_interval=0)
     Trainer(

@@ -105,6 +105,12 @@ class TrainConfig:
         s < W:  lr * (s + 1) / W
         else:   min_lr + (lr - min_lr) * (1 + cos(pi * (s - W) / (S - W))) / 2    (cosine)
                 lr                                                                  (constant)
+
+    With a time budget (``max_seconds`` > 0) the schedule is planned to end at
+    the budget: S is the number of steps the run is expected to reach by then
+    (re-estimated every step from the measured speed, at most ``max_steps``),
+    so the learning rate has decayed to ``min_lr`` when time runs out instead
+    of being cut off near its peak.
     """
 
     max_steps: int = 2000
@@ -217,13 +223,18 @@ def tune_allocator() -> None:
     libc.mallopt(m_top_pad, 256 * 1024 * 1024)
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Learning rate of optimizer step ``step`` (0-based); see :class:`TrainConfig`."""
+def lr_at(step: int, cfg: TrainConfig, total_steps: int | None = None) -> float:
+    """Learning rate of optimizer step ``step`` (0-based); see :class:`TrainConfig`.
+
+    ``total_steps``: the schedule's length S (default ``max_steps``; the Trainer
+    passes its estimate of the steps reachable within ``max_seconds``).
+    """
     if cfg.warmup_steps and step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     if cfg.lr_decay == "constant":
         return cfg.lr
-    span = max(1, cfg.max_steps - cfg.warmup_steps)
+    total = cfg.max_steps if total_steps is None else min(total_steps, cfg.max_steps)
+    span = max(1, total - cfg.warmup_steps)
     progress = min(1.0, (step - cfg.warmup_steps) / span)
     return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
 
@@ -304,6 +315,45 @@ def _as_result(out: Any) -> StepResult:
 # ---------------------------------------------------------------------------
 # The loop
 # ---------------------------------------------------------------------------
+
+
+class _BudgetPlan:
+    """How many steps fit in ``max_seconds``: the length the schedule is planned for.
+
+    The estimate is steps so far + remaining time x measured steps per second
+    (evaluations included, since they spend the same budget), capped by
+    ``max_steps``. The speed is measured from the ``MIN_STEPS``-th step of this
+    call on (the first steps pay one-off costs); until then the plan is
+    ``max_steps``. Once the decay has begun the plan never grows, so the
+    learning rate only goes down.
+    """
+
+    MIN_STEPS = 5
+
+    def __init__(self, cfg: TrainConfig, first_step: int, t_start: float) -> None:
+        self.cfg, self.t_start = cfg, t_start
+        self.first_step = first_step
+        self.t_mark: float | None = None  # when MIN_STEPS steps of this call were done
+        self.planned = cfg.max_steps
+
+    def total_steps(self, step: int) -> int:
+        cfg = self.cfg
+        if not cfg.max_seconds:
+            return cfg.max_steps
+        now = time.perf_counter()
+        done = step - self.first_step - self.MIN_STEPS
+        if done < 0:
+            return cfg.max_steps
+        if self.t_mark is None:
+            self.t_mark = now
+            return cfg.max_steps
+        rate = done / max(now - self.t_mark, 1e-9)
+        estimate = step + int(max(0.0, cfg.max_seconds - (now - self.t_start)) * rate)
+        estimate = max(step + 1, min(cfg.max_steps, estimate))
+        if step > cfg.warmup_steps:
+            estimate = min(estimate, self.planned)
+        self.planned = estimate
+        return estimate
 
 
 # JSON files of a checkpoint that the loop itself writes (not the caller's artefacts).
@@ -640,6 +690,7 @@ class Trainer:
         stop_reason = "max_steps"
         tokens_total, train_time = 0, 0.0
         t_start = time.perf_counter()
+        budget = _BudgetPlan(cfg, self.pos.step, t_start)
         params = [p for p in self.raw_model.parameters() if p.requires_grad]
         accum = cfg.grad_accum_steps
         self.model.train()
@@ -658,7 +709,7 @@ class Trainer:
                         self._take_snapshot()
                     break
                 t0 = time.perf_counter()
-                lr = lr_at(self.pos.step, cfg)
+                lr = lr_at(self.pos.step, cfg, budget.total_steps(self.pos.step))
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 loss_sum, tokens = 0.0, 0
