@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "textgen": ("rnnkit.textgen.cli", "character-level text generation: train, eval, sample"),
     "translate": ("rnnkit.translate.cli", "translation with attention: train, eval, predict"),
     "speech": ("rnnkit.speech.cli", "speech recognition with CTC: train, eval, transcribe"),
+    "serve": ("rnnkit.serve.cli", "serve trained models: JSON APIs and a page in the browser"),
 }
 
 
