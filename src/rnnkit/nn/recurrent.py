@@ -16,7 +16,8 @@ function by one of two paths:
   ``fast_path=False`` forces, to read, to teach and to check the fast path.
 
 ``explain_fast_path()`` says which path a module takes and why. ``step()``
-runs one time step of a unidirectional module for streaming inference.
+runs one time step of a unidirectional module for streaming inference; without
+autograd it also has a fast path (``rnnkit.nn.step``) beside its explicit twin.
 
 Shape letters: B batch, T time, D input features, H hidden features, P
 projected features (LSTM ``proj_size``), L layers, G = gates * H.
@@ -43,6 +44,7 @@ from rnnkit.nn.cells import (
     rnn_cell,
 )
 from rnnkit.nn.fused import describe_kernel, flatten_for_cudnn, fused_forward
+from rnnkit.nn.step import fast_step
 
 __all__ = ["GRU", "LSTM", "RNN", "CellParams"]
 
@@ -248,7 +250,8 @@ class _Recurrent(nn.Module):
             f"{name}.forward() takes the fast path: torch's fused kernel "
             f"(torch._VF.{self._vf_name()}; here {kernel}) computes the same function "
             f"with this module's own parameters; lengths are handled by packing the "
-            f"batch with pack_padded_sequence. step() always runs cell() directly."
+            f"batch with pack_padded_sequence. step() takes a fast step without autograd "
+            f"(rnnkit.nn.step) under torch.no_grad() or inference_mode(), else cell()."
         )
 
     def _vf_name(self) -> str:
@@ -401,17 +404,44 @@ class _Recurrent(nn.Module):
         ``x_t`` is (B, D) or unbatched (D,); ``state`` is what ``forward`` and
         ``step`` return ((L, B, H), LSTM ``(h, c)``), or None for zeros. Running
         ``step`` over a sequence gives ``forward``'s outputs and final state.
-        Unidirectional modules only.
+        Unidirectional modules only. Under ``torch.no_grad()`` or
+        ``torch.inference_mode()`` it takes the fast step (``rnnkit.nn.step``:
+        the same equations with cached weight layouts and in-place activations);
+        with gradients recorded, it calls ``cell()`` per layer (``_step_explicit``).
         """
         if self.bidirectional:
             raise ValueError(
                 "step() needs bidirectional=False: the reverse direction "
                 "reads the sequence from its end; call forward() instead"
             )
-        check_input("x_t", x_t, (1, 2), self.input_size, self.weight_ih_l0)
+        check_input("x_t", x_t, (1, 2), self.input_size, self._parameters["weight_ih_l0"])
         batched = x_t.dim() == 2
         x = x_t if batched else x_t.unsqueeze(0)  # (B, D)
         hx = self._check_state(state, x.size(0), batched, x)
+        if self._step_blocker() is None:
+            y, final = fast_step(self, x, hx)
+        else:
+            y, final = self._step_explicit(x, hx)
+        if not batched:
+            y = y.squeeze(0)
+            final = tuple(t.squeeze(1) for t in final)
+        return y, self._public_state(final)
+
+    def _step_blocker(self) -> str | None:
+        """Why ``step()`` takes the explicit step rather than the fast one (None: it does not)."""
+        if torch.is_grad_enabled():
+            return "gradients are recorded (call it under torch.no_grad() or inference_mode())"
+        if self.dropout and self.training and self.num_layers > 1:
+            return "dropout between layers is active (training mode)"
+        if self._parameters["weight_ih_l0"].is_inference():
+            # Made under inference_mode: no version counter, so cached weights could go stale.
+            return "the parameters are inference tensors (the module was built in inference_mode)"
+        return self._fast_path_blocker()
+
+    def _step_explicit(
+        self, x: Tensor, hx: tuple[Tensor, ...]
+    ) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """``cell()`` once per layer: x (B, D), hx (L, B, ·) tensors -> (y, new hx)."""
         states = list(zip(*(t.unbind(0) for t in hx), strict=True))
         finals = []
         for layer in range(self.num_layers):
@@ -421,11 +451,7 @@ class _Recurrent(nn.Module):
             x = s[0] if isinstance(s, tuple) else s  # (B, P)
             if self.dropout and self.training and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, training=True)
-        final = tuple(torch.stack(f) for f in zip(*finals, strict=True))  # (L, B, ·)
-        if not batched:
-            x = x.squeeze(0)
-            final = tuple(t.squeeze(1) for t in final)
-        return x, self._public_state(final)
+        return x, tuple(torch.stack(f) for f in zip(*finals, strict=True))  # (L, B, ·)
 
 
 def _unwrap(state: tuple[Tensor, ...]) -> CellState:
