@@ -1,5 +1,8 @@
 """What SequenceRegressor and SequenceClassifier share: parameters, checks, training, saving.
 
+Longer than 400 lines: the parameter protocol, the checks, the training run (warm start
+included), prediction and saving of both estimators are one reading, top to bottom.
+
 scikit-learn's estimator rules, without scikit-learn at run time: every
 hyper-parameter is an explicit keyword argument of ``__init__``, stored
 unchanged (validated in ``fit``, never in ``__init__`` or ``set_params``);
@@ -10,7 +13,9 @@ is one pass over the shuffled training rows, ``validation_data`` or
 ``validation_split`` is scored after every epoch (``val_loss``), and
 ``early_stopping_patience`` stops after that many epochs without a better
 ``val_loss`` (the last weights are kept, as Keras' ``EarlyStopping`` does by
-default).
+default). ``warm_start=True`` makes ``fit`` continue from the fitted weights
+(scikit-learn's meaning; a fresh optimizer), as Keras' ``fit`` always does;
+``from_keras`` sets it, so a model trained in Keras trains on in rnnkit.
 """
 
 from __future__ import annotations
@@ -165,6 +170,7 @@ class SequenceEstimator(Estimator):
             "hidden_size": (int, one),
             "num_layers": (int, one),
             "bidirectional": (bool, ((lambda v: True), "True or False")),
+            "warm_start": (bool, ((lambda v: True), "True or False")),
             "dropout": (float, unit),
             "epochs": (int, one),
             "batch_size": (int, one),
@@ -262,6 +268,7 @@ class SequenceEstimator(Estimator):
             xb, yb, lb = batch
             return StepResult(loss(model(xb, lb), yb), None, xb.size(0))
 
+        warm = self._warm_weights(cfg, x.size(2), K, fitted)
         steps = len(batches)
         loop = TrainConfig(
             max_steps=epochs * steps,
@@ -283,6 +290,8 @@ class SequenceEstimator(Estimator):
         with self._threads(), _global_rng_kept(device), self._quiet():
             torch.manual_seed(seed)  # the initial weights
             model = SequenceNet(cfg.model, x.size(2), K)
+            if warm is not None:
+                model.load_state_dict(warm)
             trainer = Trainer(
                 model,
                 loss_fn,
@@ -315,6 +324,32 @@ class SequenceEstimator(Estimator):
         }
         return self
 
+    def _warm_weights(
+        self, cfg: SequenceConfig, n_features: int, K: int, fitted: dict[str, Any]
+    ) -> dict[str, Tensor] | None:
+        """The fitted weights that ``fit`` starts from with ``warm_start=True``, else None."""
+        if not cfg.train.warm_start or not self._is_fitted():
+            return None
+        old, new = self._fitted_config.model, cfg.model
+        arch = ("cell", "hidden_size", "num_layers", "bidirectional")
+        changed = [
+            f"{k} {getattr(old, k)!r} -> {getattr(new, k)!r}"
+            for k in arch
+            if getattr(old, k) != getattr(new, k)
+        ]
+        if n_features != self.n_features_in_:
+            changed.append(f"features per step {self.n_features_in_} -> {n_features}")
+        if self.model_.head.out_features != K:
+            changed.append(f"outputs {self.model_.head.out_features} -> {K}")
+        if "classes_" in fitted and not np.array_equal(fitted["classes_"], self.classes_):
+            changed.append(f"classes {self.classes_.tolist()} -> {fitted['classes_'].tolist()}")
+        if changed:
+            raise UserError(
+                f"warm_start=True continues the fitted network, but {'; '.join(changed)}; "
+                "set warm_start=False to train a new one"
+            )
+        return {k: v.detach().clone() for k, v in self.model_.state_dict().items()}
+
     @staticmethod
     def _optimizer(model: nn.Module, tc: SequenceTrainConfig) -> torch.optim.Optimizer:
         params = [p for p in model.parameters() if p.requires_grad]
@@ -344,6 +379,25 @@ class SequenceEstimator(Estimator):
                 lb = None if lengths is None else lengths[i : i + _PREDICT_ROWS]
                 outs.append(self.model_(x[i : i + _PREDICT_ROWS].to(device), lb).float().cpu())
         return torch.cat(outs)
+
+    # -- Keras -------------------------------------------------------------------
+
+    _keras_output: ClassVar[str] = "linear"  # the Dense activation of to_keras()
+    _keras_heads: ClassVar[tuple[str, ...]] = ()  # the Dense activations from_keras takes
+
+    def _keras_outputs(self, K: int) -> np.ndarray:
+        """Set the output attributes for a Keras head of K units; the head's row order."""
+        raise NotImplementedError
+
+    def to_keras(self, *, masking: float | None = None) -> Any:
+        """This fitted network as a Keras 3 ``Sequential`` model with the same outputs
+        (``predict_proba`` for the classifier, softmax in the model); ``masking``:
+        start with ``Masking(mask_value=masking)``, Keras' form of ``lengths``.
+        Needs Keras (``pip install "rnnkit[keras]"``); see ``docs/keras.md``."""
+        from rnnkit.sequence.keras import estimator_to_keras
+
+        self._check_fitted()
+        return estimator_to_keras(self, masking)
 
     # -- save / load -----------------------------------------------------------
 

@@ -57,6 +57,7 @@ class SequenceTrainConfig:
     early_stopping_patience: int = 0  # epochs without a better val_loss; 0 = off
     loss: str = "mse"  # regressor: mse | mae | huber; classifier: cross_entropy
     seed: int | None = None  # None: a fresh random seed at every fit
+    warm_start: bool = False  # fit continues from the fitted weights (scikit-learn's meaning)
 
 
 @dataclass(kw_only=True)

@@ -53,6 +53,7 @@ from rnnkit.sequence.data import (
     labels_to_json,
     regression_targets,
 )
+from rnnkit.sequence.keras import estimator_from_keras, sorted_classes
 from rnnkit.sequence.metrics import accuracy, classification_metrics, r2, regression_metrics
 from rnnkit.training import read_json
 
@@ -77,6 +78,9 @@ _PARAMS_DOC = """
         early_stopping_patience: stop after this many epochs without a lower
             ``val_loss`` (0: off; needs validation data); the last weights are kept.
         loss: see the class.
+        warm_start: ``fit`` continues from the fitted weights (same architecture,
+            features and outputs) instead of new random ones, with a fresh optimizer,
+            as scikit-learn's ``warm_start`` and as Keras' ``fit``; ``from_keras`` sets it.
         device: ``"cpu"`` (None), ``"cuda"``, ``"cuda:1"``, ``"mps"``.
         threads: torch CPU threads while fitting and predicting (None: torch's setting).
         seed: makes ``fit`` deterministic (weights, shuffling, dropout); None draws a
@@ -123,6 +127,7 @@ class SequenceRegressor(SequenceEstimator):
         validation_split: float = 0.0,
         early_stopping_patience: int = 0,
         loss: str = "mse",
+        warm_start: bool = False,
         device: str | None = None,
         threads: int | None = None,
         seed: int | None = None,
@@ -185,6 +190,21 @@ class SequenceRegressor(SequenceEstimator):
         self.y_ndim_ = int(shapes["y_ndim"])
         return self.n_outputs_
 
+    _keras_heads = ("linear",)
+
+    @classmethod
+    def from_keras(cls, model: Any, **params: Any) -> SequenceRegressor:
+        """A fitted regressor holding a Keras 3 model's weights (a model or a ``.keras``
+        path): ``SimpleRNN``/``LSTM``/``GRU`` layers (stacked, ``Bidirectional``) and a
+        linear ``Dense(K)``; ``predict`` gives the Keras predictions ((N,) for K=1).
+        ``params``: the other constructor arguments (``epochs``, ``lr``, ...);
+        ``warm_start`` is True, so ``fit`` trains the Keras weights on (docs/keras.md)."""
+        return estimator_from_keras(cls, model, params)  # type: ignore[no-any-return]
+
+    def _keras_outputs(self, K: int) -> np.ndarray:
+        self.n_outputs_, self.y_ndim_ = K, 1 if K == 1 else 2
+        return np.arange(K)
+
 
 class SequenceClassifier(SequenceEstimator):
     """Predict a class for each sequence.
@@ -216,6 +236,7 @@ class SequenceClassifier(SequenceEstimator):
         validation_split: float = 0.0,
         early_stopping_patience: int = 0,
         loss: str = "cross_entropy",
+        warm_start: bool = False,
         device: str | None = None,
         threads: int | None = None,
         seed: int | None = None,
@@ -279,3 +300,17 @@ class SequenceClassifier(SequenceEstimator):
         # labels.json is listed in the manifest, so load() has verified it is there
         self.classes_ = labels_from_json(read_json(directory / "labels.json"))
         return len(self.classes_)
+
+    _keras_heads = ("softmax", "linear")
+    _keras_output = "softmax"
+
+    @classmethod
+    def from_keras(cls, model: Any, *, classes: Any = None, **params: Any) -> SequenceClassifier:
+        """A fitted classifier holding a Keras 3 model's weights (a model or a ``.keras``
+        path) ending in ``Dense(C, "softmax")`` (or linear logits); ``classes``: the
+        label of each output column (default 0..C-1). ``warm_start`` is True."""
+        return estimator_from_keras(cls, model, params, classes=classes)  # type: ignore[no-any-return]
+
+    def _keras_outputs(self, K: int, classes: Any = None) -> np.ndarray:
+        self.classes_, order = sorted_classes(classes, K)
+        return order
