@@ -109,7 +109,7 @@ def test_csv_tsv_jsonl_with_configurable_columns(tmp_path: Path):
     assert [e.label for e in read_examples(tmp_path / "a.jsonl", **kw)] == [1, 0]
     assert read_texts(tmp_path / "a.csv", text_column="review") == ["good, really", "bad"]
     (tmp_path / "t.txt").write_text("first text\n\nsecond\n", encoding="utf-8")
-    assert read_texts(tmp_path / "t.txt") == ["first text", "second"]
+    assert read_texts(tmp_path / "t.txt") == ["first text", "", "second"]  # one per line
 
 
 @pytest.mark.parametrize(
@@ -120,7 +120,8 @@ def test_csv_tsv_jsonl_with_configurable_columns(tmp_path: Path):
         ("a.tsv", "text\tlabel\ngood\t1\n  \t0\n", r"a.tsv, line 3: the text is empty"),
         ("a.csv", "text,label\ngood,\n", r"line 2: the label is empty"),
         ("a.jsonl", '{"text": "x", "label": 1}\n{"text": ', r"line 2: not valid JSON"),
-        ("a.jsonl", '{"text": "x", "label": 1.5}\n', "must be a string or an integer"),
+        ("a.jsonl", '{"text": "x", "label": 1.5}\n', "line 1: label 1.5 is not a whole number"),
+        ("a.jsonl", '{"text": "x", "label": true}\n', "must be a class name or a whole number"),
         ("a.xlsx", "text,label\n", "cannot tell the format"),
         ("a.csv", "", "is empty"),
     ],
@@ -151,8 +152,8 @@ def test_label_encoder_orders_and_rejects_unseen_labels():
     assert enc.transform([2, 10, -1]) == [1, 2, 0]
     with pytest.raises(UserError, match=r"label 'neutral' in dev.tsv was not seen.*-1, 2, 10"):
         enc.transform(["neutral"], where="dev.tsv")
-    with pytest.raises(UserError, match="all integers or all strings"):
-        LabelEncoder().fit([1, "pos"])
+    with pytest.raises(UserError, match="labels mix names and numbers: 'pos' at label 2"):
+        LabelEncoder().fit([1, "pos", 0])
     with pytest.raises(UserError, match="single class"):
         LabelEncoder().fit(["pos", "pos"])
     assert LabelEncoder.from_dict(enc.to_dict()).classes_ == enc.classes_

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -58,9 +57,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if clf.members_:  # an ensemble, whose result_ is a dict
         for m in res["members"]:
             best = m["best_val_accuracy"]  # None: resumed at its last step, no evaluation
+            kept = " (had finished: kept)" if m.get("kept") else ""
             print(
                 f"member {m['run_dir']}: seed {m['seed']}, {m['steps']} steps, best val_accuracy "
-                f"{'n/a' if best is None else f'{best:.4f}'}, {m['seconds']:.0f} s"
+                f"{'n/a' if best is None else f'{best:.4f}'}, {m['seconds']:.0f} s{kept}"
             )
         print(
             f"done: ensemble of {len(res['members'])} in {res['seconds']:.0f} s "
@@ -83,7 +83,10 @@ def _load(args: argparse.Namespace) -> SentimentClassifier:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     clf = _load(args)
-    what, examples = eval_examples(clf.config.data, args.data)
+    data_cfg = clf.config.data
+    columns = {"text_column": args.text_column, "label_column": args.label_column}
+    data_cfg = replace(data_cfg, **{k: v for k, v in columns.items() if v is not None})
+    what, examples = eval_examples(data_cfg, args.data, options=_EVAL_COLUMN_OPTIONS)
     report = clf.evaluate(
         [e.text for e in examples],
         [e.label for e in examples],
@@ -99,35 +102,55 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+_EVAL_COLUMN_OPTIONS = {"text": "--text-column", "label": "--label-column"}
+
+
 def _prediction_records(
     clf: SentimentClassifier, texts: Sequence[str], batch_size: int
-) -> Iterator[dict[str, Any]]:
-    proba = clf.predict_proba(texts, batch_size=batch_size)
+) -> list[dict[str, Any]]:
+    """One record per text; a blank text gets ``label`` None (nothing to classify)."""
+    keep = [i for i, t in enumerate(texts) if t.strip()]
+    proba = clf.predict_proba([texts[i] for i in keep], batch_size=batch_size)
     classes = clf.classes_
-    for text, p in zip(texts, proba, strict=True):
+    records: list[dict[str, Any]] = [
+        {"text": t, "label": None, "probability": None, "probabilities": None} for t in texts
+    ]
+    for i, p in zip(keep, proba, strict=True):
         k = int(p.argmax())
-        yield {
-            "text": text,
+        records[i] = {
+            "text": texts[i],
             "label": classes[k],
             "probability": float(p[k]),
             "probabilities": {str(c): float(v) for c, v in zip(classes, p, strict=True)},
         }
+    return records
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     if bool(args.texts) == bool(args.input):
         raise UserError("pass texts as arguments or --input FILE (one of the two)")
     clf = _load(args)
-    texts = args.texts or read_texts(args.input, text_column=args.text_column)
-    records = list(_prediction_records(clf, texts, args.batch_size))
+    if args.input:
+        texts = read_texts(args.input, text_column=args.text_column, option="--text-column")
+    else:
+        texts = list(args.texts)
+    records = _prediction_records(clf, texts, args.batch_size)
+    blank = [i + 1 for i, r in enumerate(records) if r["label"] is None]
+    if blank:
+        print(
+            f"{len(blank)} blank input text(s) (first: text {blank[0]}) have no label: "
+            "their output lines are empty (JSON: label null)",
+            file=sys.stderr,
+        )
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:
             for r in records:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
         print(f"{len(records)} predictions -> {args.output}", file=sys.stderr)
-    else:
+    elif args.json != "-":
         for r in records:
-            print(f"{r['label']}\t{r['probability']:.4f}\t{r['text']}")
+            blank = r["label"] is None
+            print("" if blank else f"{r['label']}\t{r['probability']:.4f}\t{r['text']}")
     cli_common.write_json(args.json, records)
     return 0
 
@@ -135,14 +158,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_explain(args: argparse.Namespace) -> int:
     clf = _load(args)
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
-    target: Any = args.target
-    ints = all(isinstance(c, int) for c in clf.classes_)
-    # "1" means the class 1 of an integer-labelled model; anything else is reported by explain().
-    if target is not None and ints and re.fullmatch(r"[+-]?\d+", target):
-        target = int(target)
     exps = []
-    for text in args.texts:
-        exp = clf.explain(text, method=args.method, target=target)
+    for text in args.texts:  # a --target of "1" means the class 1 (labels are normalised)
+        exp = clf.explain(text, method=args.method, target=args.target)
         print(render_terminal(exp, color=color, top=args.top))
         exps.append(exp)
     if args.html:
@@ -194,6 +212,16 @@ def add_cli(subparsers: Any) -> None:
         help="labelled .csv/.tsv/.jsonl file, sst2:dev or imdb:test; default: the "
         "validation data of training (dev split or data.val_source)",
     )
+    e.add_argument(
+        "--text-column",
+        default=None,
+        help="text column of a CSV/TSV/JSONL --data (default: the one the model was trained on)",
+    )
+    e.add_argument(
+        "--label-column",
+        default=None,
+        help="label column of a CSV/TSV/JSONL --data (default: the one the model was trained on)",
+    )
     e.add_argument("--plot", default="confusion_matrix.png", help="PNG path; '' for none")
     e.add_argument("--batch-size", type=int, default=128, help="texts per forward pass")
     e.set_defaults(func=_cmd_eval)
@@ -205,7 +233,8 @@ def add_cli(subparsers: Any) -> None:
         description="Predict labels. Texts as arguments print 'label<TAB>p<TAB>text'; "
         "--input FILE (.txt one per line, or .csv/.tsv/.jsonl) with --output preds.jsonl "
         "writes one JSON object per text with the probability of every class; --json PATH "
-        "writes them as one JSON list.",
+        "writes them as one JSON list. Output line i is always input line i: a blank "
+        "line (or empty text) gives an empty line (JSON: label null).",
     )
     r.add_argument("texts", nargs="*", help="texts to classify")
     r.add_argument("--input", default=None, help="file of texts (.txt, .csv, .tsv, .jsonl)")

@@ -9,8 +9,9 @@ application (imports run config <- data <- model <- estimator <- cli).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rnnkit import config as config_lib
@@ -21,7 +22,9 @@ __all__ = [
     "POOLINGS",
     "SentimentConfig",
     "SentimentDataConfig",
+    "RESUME_KEYS",
     "TextClassifierConfig",
+    "check_config",
     "load_config",
 ]
 
@@ -43,7 +46,7 @@ class SentimentDataConfig:
     # word tokenizer: split words outside the vocabulary into pieces of a WordPiece
     # model of about this many pieces instead of mapping them to <unk> (0 = off)
     oov_pieces: int = 0
-    max_len: int = 400  # tokens kept per text: the first and last max_len/2 of longer ones
+    max_len: int = 400  # tokens kept: the first and last max_len/2 of longer texts; 0 = all
     batch_size: int = 32
     class_weights: str = "none"  # none | balanced: weight_c = N / (C * N_c) in the loss
     vectors: str = ""  # pretrained word vectors, GloVe/word2vec text file (word level)
@@ -95,7 +98,9 @@ class TextClassifierConfig:
 
 def _default_train() -> TrainConfig:
     return TrainConfig(
-        max_steps=2000,  # used only when epochs = 0
+        # > 0: at most this many steps (with epochs > 0 the run ends at whichever comes
+        # first); 0: no cap, epochs decide. See check_config.
+        max_steps=0,
         lr=2e-3,
         min_lr=1e-4,
         warmup_steps=50,
@@ -106,7 +111,7 @@ def _default_train() -> TrainConfig:
         eval_metric="val_score",  # dev accuracy, ties broken by dev loss
         eval_mode="max",
         early_stopping_patience=4,
-        checkpoint_interval=0,
+        checkpoint_interval=200,  # kill -9 loses at most this many steps
         log_interval=50,
     )
 
@@ -116,13 +121,34 @@ class SentimentConfig:
     data: SentimentDataConfig = field(default_factory=SentimentDataConfig)
     model: TextClassifierConfig = field(default_factory=TextClassifierConfig)
     train: TrainConfig = field(default_factory=_default_train)
-    epochs: int = 10  # > 0: train.max_steps = epochs x batches per epoch
+    # > 0: train for epochs x batches per epoch steps (train.max_steps > 0 caps it);
+    # 0: train.max_steps alone sets the length
+    epochs: int = 10
     evals_per_epoch: int = 1  # with epochs > 0: evaluations (and early-stopping checks) per epoch
     adversarial_eps: float = 0.0  # > 0: adversarial training on the embeddings (Miyato 2017)
     # > 1: train this many models (seeds train.seed, +1, ...) and average their
     # probabilities; each member is a run in RUN_DIR/member<k> (rnnkit.sentiment.ensemble)
     ensemble: int = 1
     run_dir: str = "runs/sentiment"  # the command line's default --run-dir
+
+
+# Keys a resumed run must share with the run it continues: the model's shape and what
+# the tokenizer and labels are fitted on (rnnkit.training.resume.check_resume_config).
+RESUME_KEYS = (
+    "model.",
+    "data.source",
+    "data.val_source",
+    "data.val_fraction",
+    "data.text_column",
+    "data.label_column",
+    "data.tokenizer",
+    "data.lowercase",
+    "data.min_freq",
+    "data.max_vocab",
+    "data.subword_vocab_size",
+    "data.oov_pieces",
+    "data.vectors",
+)
 
 
 def load_config(
@@ -133,3 +159,51 @@ def load_config(
     return config_lib.load_config(
         SentimentConfig, app="sentiment", preset=preset, overrides=overrides
     )
+
+
+def check_config(cfg: SentimentConfig) -> None:
+    """Every check that needs no data, so a bad value fails before anything is read.
+
+    The run length: ``epochs`` > 0 trains for that many passes over the data,
+    ended early by ``train.max_steps`` (when > 0) or ``train.max_seconds``
+    (when > 0), whichever comes first; ``epochs = 0`` needs ``train.max_steps``.
+    """
+    for key, tp, _ in config_lib.config_fields(type(cfg)):
+        value: Any = cfg
+        for part in key.split("."):
+            value = getattr(value, part)
+        if tp is float and not math.isfinite(value):
+            raise UserError(f"{key} must be a finite number, got {value}")
+    if cfg.epochs < 0 or cfg.train.max_steps < 0:
+        raise UserError(
+            f"epochs and train.max_steps must be >= 0, got {cfg.epochs} and {cfg.train.max_steps}"
+        )
+    if cfg.epochs == 0 and cfg.train.max_steps == 0:
+        raise UserError("the run has no length: set epochs > 0 or train.max_steps > 0")
+    if cfg.epochs > 0 and cfg.evals_per_epoch < 1:
+        raise UserError(f"evals_per_epoch must be >= 1, got {cfg.evals_per_epoch}")
+    if cfg.ensemble < 1:
+        raise UserError(f"ensemble must be >= 1, got {cfg.ensemble}")
+    if cfg.adversarial_eps < 0:
+        raise UserError(f"adversarial_eps must be >= 0, got {cfg.adversarial_eps}")
+    # max_steps 0 (no cap) is the app's own convention; the loop gets the real length.
+    replace(cfg.train, max_steps=max(1, cfg.train.max_steps)).validate()
+    replace(cfg.model, vocab_size=max(1, cfg.model.vocab_size), num_classes=2).validate()
+    d = cfg.data
+    if d.tokenizer not in ("word", "subword"):
+        raise UserError(f"data.tokenizer must be word or subword, got {d.tokenizer!r}")
+    if d.class_weights not in ("none", "balanced"):
+        raise UserError(f"data.class_weights must be none or balanced, got {d.class_weights!r}")
+    if d.vectors and d.tokenizer != "word":
+        raise UserError("data.vectors needs data.tokenizer=word (vectors are per word)")
+    if d.batch_size < 1:
+        raise UserError(f"data.batch_size must be >= 1, got {d.batch_size}")
+    for name in ("max_len", "min_freq", "max_vocab", "subword_vocab_size", "oov_pieces"):
+        if getattr(d, name) < 0:
+            raise UserError(f"data.{name} must be >= 0, got {getattr(d, name)}")
+    held_out = not d.val_source and d.source.partition(":")[0] != "sst2"  # sst2 has a dev split
+    if held_out and not 0.0 < d.val_fraction < 1.0:
+        raise UserError(
+            f"data.val_fraction must be in (0, 1) when there is no data.val_source, got "
+            f"{d.val_fraction}"
+        )

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
@@ -23,6 +24,7 @@ from torch import Tensor
 from rnnkit.data.tokenizers import PAD_ID
 from rnnkit.errors import UserError
 from rnnkit.sentiment.config import SentimentDataConfig
+from rnnkit.sentiment.labels import label_key, normalize_labels
 from rnnkit.sentiment.readers import DATASETS, Example, read_examples
 
 __all__ = [
@@ -85,10 +87,17 @@ def validation_name(cfg: SentimentDataConfig) -> str:
     return f"a seeded {cfg.val_fraction:g} of {cfg.source} held out of training"
 
 
-def eval_examples(cfg: SentimentDataConfig, data: str | None = None) -> tuple[str, list[Example]]:
+def eval_examples(
+    cfg: SentimentDataConfig, data: str | None = None, *, options: dict[str, str] | None = None
+) -> tuple[str, list[Example]]:
     """``(name, examples)`` to evaluate on: ``data`` (a file, ``sst2:dev``, ``imdb:test``),
-    else the validation data of training (``val_source``, or the dataset's dev/test split)."""
-    kw = {"text_column": cfg.text_column, "label_column": cfg.label_column}
+    else the validation data of training (``val_source``, or the dataset's dev/test split).
+    ``options``: how the caller sets the columns (for messages, as in ``read_examples``)."""
+    kw: dict[str, Any] = {
+        "text_column": cfg.text_column,
+        "label_column": cfg.label_column,
+        "options": options,
+    }
     if data:
         name = data.partition(":")[0]
         split = "dev" if name == "sst2" else "test" if name == "imdb" else None
@@ -110,6 +119,8 @@ def held_out_split(
 ) -> FitData:
     """A seeded random ``fraction`` of (texts, labels) held out: (train texts, train labels,
     validation texts, validation labels)."""
+    if not 0.0 < fraction < 1.0:
+        raise UserError(f"data.val_fraction must be in (0, 1), got {fraction}")
     ex = [Example(t, y, i) for i, (t, y) in enumerate(zip(texts, labels, strict=True))]
     random.Random(seed).shuffle(ex)
     n_val = max(1, int(round(len(ex) * fraction)))
@@ -136,6 +147,7 @@ def fit_data(
         if labels is not None or val_texts is not None or val_labels is not None:
             raise UserError("pass texts with the labels (or no data: the config's data.source)")
         train_ex, val_ex = prepare_examples(cfg, seed)
+        LabelEncoder().fit(e.label for e in train_ex)  # two classes or more, before training
         data = (
             [e.text for e in train_ex],
             [e.label for e in train_ex],
@@ -147,6 +159,9 @@ def fit_data(
         n = 0 if labels is None else len(labels)
         raise UserError(f"{len(texts)} texts but {n} labels; pass one label each")
     check_texts(texts)
+    labels = normalize_labels(labels)
+    if val_labels is not None:
+        val_labels = normalize_labels(val_labels, source="the validation labels")
     if val_texts is None:
         if val_labels is not None:
             raise UserError("val_texts and val_labels must be given together, one label each")
@@ -158,6 +173,7 @@ def fit_data(
         split = (list(texts), list(labels), list(val_texts), list(val_labels))
         where = "the validation texts passed to fit"
     check_texts(split[2])
+    LabelEncoder().fit(split[1])  # two classes or more, before training
     return split, f"{where} ({len(split[2])} texts)"
 
 
@@ -185,8 +201,10 @@ def check_texts(texts: Sequence[str]) -> None:
 
 
 class LabelEncoder:
-    """Class labels <-> ids 0..C-1. Integer labels are sorted numerically, strings
-    alphabetically (a mix of both is an error).
+    """Class labels <-> ids 0..C-1. Labels are classes as
+    :func:`~rnnkit.sentiment.labels.normalize_labels` reads them (``1`` and ``1.0``
+    are one class; names and numbers never mix); numbers are sorted numerically,
+    names alphabetically.
 
     Attributes (after ``fit``): ``classes_``, the labels, index = id.
     """
@@ -195,21 +213,15 @@ class LabelEncoder:
         self.classes_: list[Any] = []
 
     def fit(self, labels: Iterable[Any]) -> LabelEncoder:
-        uniq = set(labels)
-        kinds = {type(v) for v in uniq}
+        uniq = set(normalize_labels(labels))
         if not uniq:
             raise UserError("no labels to learn from; the training data is empty")
-        if len(kinds) > 1 or not kinds <= {int, str}:
-            raise UserError(
-                "labels must be all integers or all strings, got "
-                f"{', '.join(sorted(repr(v) for v in uniq)[:6])}; make the label column consistent"
-            )
         if len(uniq) < 2:
             raise UserError(
                 f"the training data has a single class ({next(iter(uniq))!r}); a classifier "
                 "needs at least two"
             )
-        self.classes_ = sorted(uniq)
+        self.classes_ = sorted(uniq)  # type: ignore[type-var]  # all int or all str
         return self
 
     def __len__(self) -> int:
@@ -217,9 +229,14 @@ class LabelEncoder:
 
     def transform(self, labels: Sequence[Any], *, where: str = "the data") -> list[int]:
         """Ids of ``labels``; a label not seen in training is an error naming it."""
-        index = {c: i for i, c in enumerate(self.classes_)}
+        index: dict[Any, int] = {}
+        for i, c in enumerate(self.classes_):
+            index.setdefault(c, i)
+            with contextlib.suppress(UserError):  # classes saved by rnnkit 0.1 may be "1"
+                index.setdefault(label_key(c), i)
         out = []
         for label in labels:
+            label = label_key(label, where=where)
             if label not in index:
                 known = ", ".join(repr(c) for c in self.classes_)
                 raise UserError(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -35,13 +36,14 @@ from rnnkit.errors import UserError
 from rnnkit.sentiment.config import SentimentConfig
 from rnnkit.sentiment.data import FitData
 from rnnkit.sentiment.report import Explanation
-from rnnkit.sentiment.train import fit_classifier
-from rnnkit.training import check_run_dir, read_json
+from rnnkit.sentiment.train import fit_classifier, plan_steps
+from rnnkit.training import check_run_dir, read_json, read_metrics
 
 __all__ = [
     "ENSEMBLE_FILE",
     "average_explanations",
     "check_ensemble_run_dir",
+    "finished_member",
     "is_ensemble",
     "member_configs",
     "read_ensemble",
@@ -168,26 +170,82 @@ def train_members(
     """Train ``cfg.ensemble`` members on ``data`` (texts, labels, val_texts, val_labels)
     into ``root/member<k>``, ``jobs`` at a time in fresh processes (one torch thread
     each) when ``jobs > 1``. Writes ``root/ensemble.json``; returns each member's
-    figures (run_dir, seed, steps, seconds, best_val_accuracy, evals)."""
+    figures (run_dir, seed, steps, seconds, best_val_accuracy, evals).
+
+    ``resume``: a member that had finished is kept as it is (:func:`finished_member`),
+    one with a checkpoint continues from it, one without starts again.
+    """
     if jobs < 1:
         raise UserError(f"jobs must be >= 1, got {jobs}")
     members = member_configs(cfg, root)
     write_ensemble(root, cfg, [name for name, _ in members])
+    figures: dict[int, dict[str, Any]] = {}
     calls = []
-    for _, m in members:
+    for k, (name, m) in enumerate(members):
+        kept = finished_member(m, len(data[0])) if resume else None
+        if kept is not None:
+            if verbose:
+                print(
+                    f"sentiment: {name} had finished (step {kept['steps']}); kept as it is",
+                    file=sys.stderr,
+                )
+            figures[k] = kept
+            continue
         # A member that never wrote a checkpoint starts again from the beginning.
         m_resume = resume and (Path(m.run_dir) / "checkpoint").is_dir()
         m_overwrite = overwrite or (resume and not m_resume)
-        calls.append((m, data, m_resume, m_overwrite, 1 if jobs > 1 else 0, verbose))
-    if jobs == 1:
-        return [_fit_member(*args) for args in calls]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+        calls.append((k, (m, data, m_resume, m_overwrite, 1 if jobs > 1 else 0, verbose)))
+    if jobs == 1 or len(calls) <= 1:
+        for k, args in calls:
+            figures[k] = _fit_member(*args)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
-    ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch state
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        futures = [pool.submit(_fit_member, *args) for args in calls]
-        return [f.result() for f in futures]
+        ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch state
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            futures = {k: pool.submit(_fit_member, *args) for k, args in calls}
+            for k, future in futures.items():
+                figures[k] = future.result()
+    return [figures[k] for k in range(len(members))]
+
+
+def finished_member(cfg: SentimentConfig, n_train: int) -> dict[str, Any] | None:
+    """The figures of a member whose run is complete, read from its run directory, or
+    None when it must (still) be trained.
+
+    Complete: its last checkpoint is at the planned length
+    (:func:`~rnnkit.sentiment.train.plan_steps` of ``cfg`` on ``n_train`` texts), or
+    early stopping ended it, and it has a ``best/`` model. ``--resume`` keeps such
+    a member as it is; a larger ``epochs`` or ``train.max_steps`` continues it.
+    """
+    d = Path(cfg.run_dir)
+    state_file = d / "checkpoint" / "trainer_state.json"
+    if not state_file.is_file() or not (d / "best" / "model.safetensors").is_file():
+        return None
+    try:
+        state = read_json(state_file)
+        step, bad = int(state["step"]), int(state["bad_evals"])
+    except (UserError, KeyError, TypeError, ValueError):
+        return None  # the resume itself reports a damaged checkpoint
+    steps, _, _ = plan_steps(cfg, n_train)
+    patience = cfg.train.early_stopping_patience
+    if step < steps and not (patience > 0 and bad >= patience):
+        return None
+    metrics = d / "metrics.jsonl"
+    records = read_metrics(metrics) if metrics.is_file() else []
+    evals = [
+        {k: v for k, v in r.items() if k != "kind"} for r in records if r.get("kind") == "eval"
+    ]
+    return {
+        "run_dir": cfg.run_dir,
+        "seed": cfg.train.seed,
+        "steps": step,
+        "seconds": 0.0,
+        "best_val_accuracy": max((e.get("val_accuracy", 0.0) for e in evals), default=None),
+        "evals": evals,
+        "kept": True,
+    }
 
 
 def _fit_member(

@@ -40,7 +40,7 @@ import torch
 from rnnkit.data.tokenizers import Tokenizer, tokenizer_from_dict
 from rnnkit.errors import UserError
 from rnnkit.estimator import Estimator
-from rnnkit.sentiment.config import SentimentConfig
+from rnnkit.sentiment.config import RESUME_KEYS, SentimentConfig, check_config
 from rnnkit.sentiment.data import (
     BucketBatches,
     FitData,
@@ -62,6 +62,7 @@ from rnnkit.sentiment.model import TextClassifier, predict_batches
 from rnnkit.sentiment.report import Explanation, classification_report
 from rnnkit.sentiment.train import encode, fit_classifier
 from rnnkit.training import check_run_dir, load_model_weights, read_json
+from rnnkit.training.resume import check_resume_config
 
 __all__ = ["SentimentClassifier"]
 
@@ -117,14 +118,16 @@ class SentimentClassifier(Estimator):
         members trained at a time, each in its own process with one torch thread.
         """
         cfg = self._runtime_config()
-        if cfg.ensemble < 1:
-            raise UserError(f"ensemble must be >= 1, got {cfg.ensemble}")
+        check_config(cfg)  # the whole config, before any data is read
         if jobs < 1:
             raise UserError(f"jobs must be >= 1, got {jobs}")
         if cfg.ensemble > 1 or (run_dir is not None and is_ensemble(run_dir) and not resume):
             check_ensemble_run_dir(run_dir, resume=resume, overwrite=overwrite)
         else:
             check_run_dir(run_dir, resume=resume, overwrite=overwrite)
+        if resume and run_dir is not None:
+            saved = read_ensemble(run_dir)["config"] if is_ensemble(run_dir) else None
+            check_resume_config(run_dir, cfg, RESUME_KEYS, saved=saved)
         with self._threads():
             data, measured_on = fit_data(
                 cfg.data, texts, labels, val_texts, val_labels, seed=cfg.train.seed
@@ -286,7 +289,10 @@ class SentimentClassifier(Estimator):
         """
         self._check_fitted()
         if self.members_:
-            label = self.predict([text])[0] if target is None else target
+            if target is None:
+                label = self.predict([text])[0]
+            else:
+                label = self.classes_[self.labels_.transform([target], where="target")[0]]
             exps = [m.explain(text, method=method, target=label) for m in self.members_]
             prob = float(self.predict_proba([text])[0][self.classes_.index(label)])
             return average_explanations(exps, label, prob)

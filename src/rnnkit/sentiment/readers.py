@@ -4,9 +4,10 @@ Sources (:func:`read_examples`):
 
 - a CSV (``.csv``), TSV (``.tsv``/``.tab``) or JSON-lines (``.jsonl``/``.ndjson``) file
   with a text column and a label column (names configurable). CSV/TSV files
-  need a header row. Labels may be strings or integers; in CSV/TSV, where
-  every label of a file is an integer literal ("0", "1", "-1"), they become
-  ints, so a model trained on a TSV and one trained on JSONL with 0/1 agree;
+  need a header row (a UTF-8 byte-order mark before it is removed); texts of
+  any length. Labels are names or whole numbers, never a mix of both
+  (:mod:`rnnkit.sentiment.labels`): ``1``, ``1.0`` and ``"1"`` are all class
+  ``1``, so a model trained on a TSV and one trained on JSONL with 0/1 agree;
 - ``sst2``: binary SST-2 sentences (train 6,920 / dev 872), downloaded from a
   pinned commit of its public mirror, sha256-checked and cached;
 - ``imdb``: the 50,000 IMDB reviews of Maas et al. (2011), the official
@@ -14,13 +15,15 @@ Sources (:func:`read_examples`):
   yielded one at a time from the compressed tarball, never extracted to disk.
 
 Bad input is a :class:`~rnnkit.errors.UserError` naming file, line and fix:
-a missing column, an empty text, an empty label, a file that is not UTF-8.
+a missing column, an empty text, an empty label, labels mixing names and
+numbers, a file that is not UTF-8, a directory or an unreadable file.
 Labels, splits and batches are in :mod:`rnnkit.sentiment.data`.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -30,9 +33,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from rnnkit.data.download import RemoteFile, fetch
+from rnnkit.data.files import check_file, read_text, split_lines
 from rnnkit.errors import UserError
+from rnnkit.sentiment.labels import normalize_labels
 
 __all__ = [
+    "COLUMN_OPTIONS",
     "DATASETS",
     "IMDB",
     "SST2_DEV",
@@ -123,27 +129,52 @@ def iter_imdb_tar(path: str | os.PathLike[str], split: str = "train") -> Iterato
         raise UserError(f"{path} has no reviews under aclImdb/{split}/pos or neg")
 
 
-def _table_rows(path: Path, delimiter: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f, delimiter=delimiter)
-        if reader.fieldnames is None:
+# Texts of 1 MB and more are fine (the csv module stops at 128 KB by default).
+csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+
+# How a missing column is fixed, by default (the Python API and `rnnkit sentiment train`);
+# the reading verbs pass their own options (predict: --text-column).
+COLUMN_OPTIONS = {
+    "text": "--data.text_column (Python: text_column=)",
+    "label": "--data.label_column (Python: label_column=)",
+}
+
+
+def _table_rows(
+    path: Path, delimiter: str, columns: dict[str, tuple[str, str]]
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Rows of a CSV/TSV file with a header; ``columns``: what -> (name, option to set it)."""
+    text = read_text(path, what="data file")
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = reader.fieldnames
+        if header is None:
             raise UserError(f"{path} is empty; it needs a header row and labelled rows")
+        for what, (name, option) in columns.items():
+            if name not in header:
+                cols = ", ".join(repr(c) for c in header)
+                raise UserError(
+                    f"{path} has no {what} column {name!r} (columns: {cols}); set {option} "
+                    "to the right name"
+                )
         for row in reader:
             yield reader.line_num, row
+    except csv.Error as exc:
+        raise UserError(f"{path}, line {reader.line_num}: not valid CSV/TSV ({exc})") from None
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{path}, line {i}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict):
-                raise UserError(f"{path}, line {i}: each line must be a JSON object")
-            yield i, row
+    for i, line in enumerate(split_lines(read_text(path, what="data file")), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+            raise UserError(f"{path}, line {i}: not valid JSON ({reason})") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{path}, line {i}: each line must be a JSON object")
+        yield i, row
 
 
 def _format_of(path: Path) -> str:
@@ -160,40 +191,23 @@ def _format_of(path: Path) -> str:
     )
 
 
-def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def _rows(path: Path, columns: dict[str, tuple[str, str]]) -> Iterator[tuple[int, dict[str, Any]]]:
     fmt = _format_of(path)
     if fmt == "jsonl":
         return _jsonl_rows(path)
-    return _table_rows(path, "," if fmt == "csv" else "\t")
+    return _table_rows(path, "," if fmt == "csv" else "\t", columns)
 
 
-def _check_path(path: Path) -> None:
-    if not path.is_file():
+def _column(path: Path, line: int, row: dict[str, Any], what: str, column: tuple[str, str]) -> Any:
+    name, option = column
+    if name not in row:  # JSON lines: fields may differ from line to line
+        fields = ", ".join(repr(c) for c in row if c is not None)
         raise UserError(
-            f"data file {path} not found; pass a .csv/.tsv/.jsonl file or one of the built-in "
-            f"datasets: {', '.join(DATASETS)}"
-        )
-
-
-def _utf8_errors(path: Path, it: Iterator[Any]) -> Iterator[Any]:
-    try:
-        yield from it
-    except UnicodeDecodeError as exc:
-        raise UserError(
-            f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); convert it to UTF-8, "
-            f"e.g. iconv -f latin1 -t utf-8 {path.name} > fixed{path.suffix}"
-        ) from exc
-
-
-def _column(path: Path, line: int, row: dict[str, Any], name: str, what: str) -> Any:
-    if name not in row:
-        cols = ", ".join(repr(c) for c in row if c is not None)
-        raise UserError(
-            f"{path} has no {what} column {name!r} (columns: {cols}); set "
-            f"--data.{what}_column to the right name"
+            f"{path}, line {line}: no {what} field {name!r} (fields: {fields}); add it, or set "
+            f"{option} to the right name"
         )
     value = row[name]
-    if value is None:  # csv: a short row
+    if value is None:  # a short CSV row, or JSON null
         raise UserError(f"{path}, line {line}: the row has no value in column {name!r}")
     return value
 
@@ -214,11 +228,18 @@ def read_examples(
     label_column: str = "label",
     split: str | None = None,
     require_labels: bool = True,
+    allow_empty: bool = False,
+    options: dict[str, str] | None = None,
 ) -> Iterator[Example]:
     """Labelled texts of a file or a built-in dataset (``sst2``, ``sst2:dev``, ``imdb:test``).
 
-    A generator: files are read lazily, so IMDB-sized sources stream. Empty
-    (whitespace-only) texts and empty labels are errors naming the line.
+    A generator over a list read at once (IMDB streams from its archive).
+    Empty (whitespace-only) texts are errors naming the line, unless
+    ``allow_empty`` (texts to predict: they come back as ``""``). Labels are
+    classes (:func:`~rnnkit.sentiment.labels.normalize_labels`): ``1`` and
+    ``1.0`` are one class, and a column mixing names and numbers is an error
+    naming the rows. ``options``: how the caller sets each column
+    (``{"text": "--text-column"}``), named when a column is missing.
     """
     name = str(source)
     if name.partition(":")[0] in DATASETS:
@@ -228,51 +249,56 @@ def read_examples(
         else:
             yield from iter_imdb_tar(fetch(IMDB), sub)
         return
-    path = Path(name).expanduser()
-    _check_path(path)
+    path = check_file(
+        name,
+        what="data file",
+        hint=f"pass a .csv/.tsv/.jsonl file or one of the built-in datasets: {', '.join(DATASETS)}",
+    )
+    opts = {**COLUMN_OPTIONS, **(options or {})}
+    columns = {"text": (text_column, opts["text"])}
+    if require_labels:
+        columns["label"] = (label_column, opts["label"])
     examples: list[Example] = []
-    for line, row in _utf8_errors(path, _rows(path)):
-        text = _column(path, line, row, text_column, "text")
-        if not isinstance(text, str) or not text.strip():
+    for line, row in _rows(path, columns):
+        text = _column(path, line, row, "text", columns["text"])
+        if not isinstance(text, str):
+            raise UserError(
+                f"{path}, line {line}: the text must be a string, got {type(text).__name__} "
+                f"{text!r}"
+            )
+        if not text.strip() and not allow_empty:
             raise UserError(
                 f"{path}, line {line}: the text is empty; remove the row or fill in the text"
             )
         label: Any = None
         if require_labels:
-            label = _column(path, line, row, label_column, "label")
-            if isinstance(label, bool) or not isinstance(label, str | int):
-                raise UserError(
-                    f"{path}, line {line}: label {label!r} must be a string or an integer"
-                )
-            if isinstance(label, str) and not label.strip():
-                raise UserError(f"{path}, line {line}: the label is empty; fill it in")
-        examples.append(Example(text, label, line))
+            label = _column(path, line, row, "label", columns["label"])
+        examples.append(Example(text if text.strip() else "", label, line))
     if not examples:
         raise UserError(f"{path} has no rows; it needs labelled texts")
-    labels = [e.label for e in examples]
-    if require_labels and all(isinstance(v, str) and _INT.fullmatch(v.strip()) for v in labels):
-        examples = [e._replace(label=int(e.label)) for e in examples]
+    if require_labels:
+        labels = normalize_labels(
+            [e.label for e in examples], rows=[e.line for e in examples], source=str(path)
+        )
+        examples = [e._replace(label=y) for e, y in zip(examples, labels, strict=True)]
     yield from examples
 
 
-_INT = re.compile(r"[+-]?\d+")
-
-
-def read_texts(source: str | os.PathLike[str], *, text_column: str = "text") -> list[str]:
-    """Texts to predict: a .txt file (one text per line, blank lines skipped) or a
-    CSV/TSV/JSONL file with a text column (other columns are ignored)."""
-    path = Path(source).expanduser()
-    if not path.is_file():
-        raise UserError(f"input file {path} not found; pass a .txt, .csv, .tsv or .jsonl file")
+def read_texts(
+    source: str | os.PathLike[str], *, text_column: str = "text", option: str | None = None
+) -> list[str]:
+    """Texts to predict, one per line of a .txt file or per row of a CSV/TSV/JSONL file
+    (its text column; other columns are ignored). A blank line or an empty text comes
+    back as ``""``, so that output i always belongs to input i; the caller decides
+    what an empty text gets. ``option``: how the caller sets the text column."""
+    path = check_file(source, what="input file", hint="pass a .txt, .csv, .tsv or .jsonl file")
     if path.suffix.lower() == ".txt":
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except UnicodeDecodeError as exc:
-            raise UserError(
-                f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); convert it to UTF-8"
-            ) from exc
-        texts = [t for t in lines if t.strip()]
-        if not texts:
+        lines = split_lines(read_text(path, what="input file"))
+        if not lines:
             raise UserError(f"{path} has no texts; write one text per line")
-        return texts
-    return [e.text for e in read_examples(path, text_column=text_column, require_labels=False)]
+        return [t if t.strip() else "" for t in lines]
+    opts = {"text": option} if option else None
+    examples = read_examples(
+        path, text_column=text_column, require_labels=False, allow_empty=True, options=opts
+    )
+    return [e.text for e in examples]

@@ -23,8 +23,7 @@ import torch.nn.functional as F
 
 from rnnkit import config as config_lib
 from rnnkit.data.tokenizers import Tokenizer, build_tokenizer
-from rnnkit.errors import UserError
-from rnnkit.sentiment.config import SentimentConfig
+from rnnkit.sentiment.config import SentimentConfig, check_config
 from rnnkit.sentiment.data import BucketBatches, ClsBatch, LabelEncoder, truncate
 from rnnkit.sentiment.model import TextClassifier, load_word_vectors, predict_batches
 from rnnkit.sentiment.report import classification_report
@@ -37,8 +36,17 @@ from rnnkit.training import (
     load_model_weights,
     seed_everything,
 )
+from rnnkit.training.resume import check_resume_sizes
 
-__all__ = ["Fitted", "encode", "fit_classifier", "make_loss", "make_optimizer", "val_metrics"]
+__all__ = [
+    "Fitted",
+    "encode",
+    "fit_classifier",
+    "make_loss",
+    "make_optimizer",
+    "plan_steps",
+    "val_metrics",
+]
 
 
 def make_loss(
@@ -102,6 +110,24 @@ def val_metrics(
     }
 
 
+def plan_steps(cfg: SentimentConfig, n_train: int) -> tuple[int, int, str]:
+    """``(max_steps, eval_interval, the length in words)`` of a run on ``n_train`` texts.
+
+    ``epochs`` > 0: epochs x batches per epoch, ``evals_per_epoch`` evaluations
+    per epoch; ``train.max_steps`` > 0 ends the run earlier if it comes first
+    (and ``train.max_seconds`` always does). ``epochs = 0``: ``train.max_steps``.
+    """
+    per_epoch = -(-n_train // cfg.data.batch_size)  # batches of BucketBatches
+    cap = cfg.train.max_steps
+    if cfg.epochs <= 0:
+        return cap, cfg.train.eval_interval, f"{cap} steps (train.max_steps)"
+    every = max(1, per_epoch // max(1, cfg.evals_per_epoch))
+    planned = cfg.epochs * per_epoch
+    if 0 < cap < planned:
+        return cap, every, f"{cap} steps (train.max_steps, before epochs={cfg.epochs} ends)"
+    return planned, every, f"{planned} steps ({cfg.epochs} epochs)"
+
+
 def encode(tokenizer: Tokenizer, texts: Sequence[str], max_len: int) -> list[list[int]]:
     """Token ids of each text, the head and tail of longer ones kept (:func:`truncate`)."""
     return [truncate(tokenizer.encode(t), max_len) for t in texts]
@@ -136,6 +162,7 @@ def fit_classifier(
     None); ``resume``/``overwrite``: as in :class:`~rnnkit.training.Trainer`.
     ``verbose=False`` prints nothing.
     """
+    check_config(cfg)
     seed_everything(cfg.train.seed)
     enc = LabelEncoder().fit(labels)
     y = enc.transform(labels, where="the training data")
@@ -159,28 +186,24 @@ def fit_classifier(
     mcfg = replace(cfg.model, vocab_size=vocab_size, num_classes=len(enc))
     model = TextClassifier(mcfg)
     if d.vectors:
-        if d.tokenizer != "word":
-            raise UserError("data.vectors needs data.tokenizer=word (vectors are per word)")
         vectors, found = load_word_vectors(d.vectors, tok.itos_, mcfg.embed_dim)
         model.set_pretrained(vectors, found)
         say(f"sentiment: pretrained vectors for {int(found.sum())}/{vocab_size} words")
     cfg = replace(cfg, model=mcfg)
+    if resume and run_dir is not None:
+        sizes = {"model.vocab_size": vocab_size, "model.num_classes": len(enc)}
+        check_resume_sizes(run_dir, sizes)
 
     weights = None
     if d.class_weights == "balanced":
         counts = torch.bincount(torch.tensor(y), minlength=len(enc)).double()
         weights = (len(y) / (len(enc) * counts.clamp(min=1))).float()  # (C,)
-    elif d.class_weights != "none":
-        raise UserError(f"data.class_weights must be none or balanced, got {d.class_weights!r}")
 
     B = d.batch_size
     train_batches = BucketBatches(ids, y, B, shuffle=True, seed=cfg.train.seed)
     val_batches = BucketBatches(ids_val, y_val, max(B, 64), shuffle=False)
-    tcfg = replace(cfg.train, carry_state=False)
-    if cfg.epochs > 0:
-        per_epoch = len(train_batches)
-        every = max(1, per_epoch // max(1, cfg.evals_per_epoch))
-        tcfg = replace(tcfg, max_steps=cfg.epochs * per_epoch, eval_interval=every)
+    steps, every, length = plan_steps(cfg, len(ids))
+    tcfg = replace(cfg.train, carry_state=False, max_steps=steps, eval_interval=every)
 
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
         return val_metrics(m, val_batches, enc.classes_)
@@ -191,7 +214,7 @@ def fit_classifier(
         f"{len(enc)} classes, vocabulary {vocab_size:,} ({d.tokenizer}), "
         f"{'bi' if mcfg.bidirectional else ''}{mcfg.cell} {mcfg.num_layers}x"
         f"{mcfg.hidden_size} + {mcfg.pooling} pooling, {n_params:,} parameters, "
-        f"{len(train_batches)} batches/epoch, {tcfg.max_steps} steps"
+        f"{len(train_batches)} batches/epoch, {length}"
     )
     with tempfile.TemporaryDirectory(prefix="rnnkit-sentiment-") as tmp:
         out_dir = Path(run_dir) if run_dir is not None else Path(tmp)
