@@ -57,6 +57,14 @@ def _validation_detail(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+class BodyTooLarge(StarletteHTTPException):
+    """A body over the limit; an HTTPException so that FastAPI's body parsing passes it on."""
+
+    def __init__(self, limit: int) -> None:
+        detail = f"the request body is larger than this server's limit of {limit:,} bytes"
+        super().__init__(status_code=413, detail=detail)
+
+
 class BodyLimit:
     """ASGI middleware: a body over ``limit`` bytes is refused with 413 before it is read.
 
@@ -73,9 +81,8 @@ class BodyLimit:
             return
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        message = f"the request body is larger than this server's limit of {self.limit:,} bytes"
         if length is not None and length.isdigit() and int(length) > self.limit:
-            await _error(413, message)(scope, receive, send)
+            await _error(413, BodyTooLarge(self.limit).detail)(scope, receive, send)
             return
         seen = 0
         started = False
@@ -86,7 +93,7 @@ class BodyLimit:
             if msg.get("type") == "http.request":
                 seen += len(msg.get("body", b""))
                 if seen > self.limit:
-                    raise ApiError(413, message)
+                    raise BodyTooLarge(self.limit)
             return msg
 
         async def watched_send(msg: dict) -> None:
@@ -96,10 +103,10 @@ class BodyLimit:
 
         try:
             await self.app(scope, limited_receive, watched_send)
-        except ApiError as exc:
+        except BodyTooLarge as exc:
             if started:
                 raise
-            await _error(exc.status, exc.detail)(scope, receive, send)
+            await _error(413, exc.detail)(scope, receive, send)
 
 
 def create_app(

@@ -7,6 +7,7 @@ Only argparse and the shared CLI pieces are imported here, so ``rnnkit serve
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import ipaddress
 import os
 import sys
@@ -110,10 +111,11 @@ def _is_loopback(host: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     try:
         import fastapi  # noqa: F401
-        import multipart  # noqa: F401  (python-multipart, for uploads)
         import uvicorn
     except ImportError as exc:
         raise UserError(INSTALL) from exc
+    if not any(importlib.util.find_spec(m) for m in ("python_multipart", "multipart")):
+        raise UserError(INSTALL)  # python-multipart reads the uploads
     import torch
 
     from rnnkit.serve.app import create_app
@@ -133,7 +135,6 @@ def run(args: argparse.Namespace) -> int:
     # One torch thread per worker unless told otherwise: the pool gives the parallelism,
     # and torch's default (every core in each worker) oversubscribes the CPU.
     threads = args.threads or 1
-    torch.set_num_threads(threads)
     token = args.token or os.environ.get("RNNKIT_SERVE_TOKEN") or None
     models = load_models(args.run_dirs, limits=limits, device=args.device, threads=threads)
     for m in models:
@@ -147,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
             "machine can use the models",
             file=sys.stderr,
         )
+    torch.set_num_threads(threads)
     app = create_app(
         models, limits=limits, token=token, workers=args.workers, queue_size=args.queue_size
     )
