@@ -224,8 +224,11 @@ def test_cli_predict_errors(trained_run, tmp_path, capsys) -> None:
     assert "beam must be >= 1" in capsys.readouterr().err
     f = tmp_path / "in.txt"
     f.write_text("one .\n\ntwo .\n", encoding="utf-8")
-    assert main(["translate", "predict", "--checkpoint", str(run), "--input", str(f)]) == 2
-    assert "has 1 empty lines (first: line 2)" in capsys.readouterr().err
+    assert main(["translate", "predict", "--checkpoint", str(run), "--input", str(f)]) == 0
+    out, err = capsys.readouterr()
+    assert "1 blank input sentence(s) (first: sentence 2) give blank output lines" in err
+    lines = out.split("\n")[:-1]
+    assert len(lines) == 3 and lines[1] == "" and lines[0] and lines[2]  # line i -> line i
 
 
 def test_help(capsys) -> None:

@@ -91,21 +91,27 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.plot_attention and len(args.sentences) > 1:
         raise UserError("--plot-attention needs exactly one sentence")
     tr = _load(args)
-    if args.input:
-        sentences = read_lines(args.input)
-        empty = [i + 1 for i, s in enumerate(sentences) if not s.strip()]
-        if empty:
-            raise UserError(
-                f"{args.input} has {len(empty)} empty lines (first: line {empty[0]}); "
-                "remove them so output line i translates input line i"
-            )
-    else:
-        sentences = args.sentences
+    sentences = read_lines(args.input, what="input file") if args.input else args.sentences
     if args.plot_attention and len(sentences) != 1:
         raise UserError("--plot-attention needs exactly one sentence")
-    hyps = tr.translate(
-        sentences, beam=args.beam, progress=bool(args.output), **_decode_kwargs(args)
+    # A blank line translates to a blank line, so output line i is always input line i.
+    keep = [i for i, s in enumerate(sentences) if s.strip()]
+    if len(keep) < len(sentences):
+        first = next(i for i, s in enumerate(sentences) if not s.strip()) + 1
+        print(
+            f"{len(sentences) - len(keep)} blank input sentence(s) (first: sentence {first}) "
+            "give blank output lines",
+            file=sys.stderr,
+        )
+    translated = tr.translate(
+        [sentences[i] for i in keep],
+        beam=args.beam,
+        progress=bool(args.output),
+        **_decode_kwargs(args),
     )
+    hyps = [""] * len(sentences)
+    for i, h in zip(keep, translated, strict=True):
+        hyps[i] = h
     if args.plot_attention:
         tr.plot_attention(sentences[0], args.plot_attention, beam=args.beam)
         print(f"attention heatmap -> {args.plot_attention}", file=sys.stderr)
@@ -211,7 +217,8 @@ def add_cli(subparsers: Any) -> None:
         verbs,
         "predict",
         help="translate sentences",
-        description="Translate sentences given as arguments or one per line in --input.",
+        description="Translate sentences given as arguments or one per line in --input. "
+        "Output line i always translates input line i: a blank line gives a blank line.",
     )
     r.add_argument("sentences", nargs="*", help="sentences to translate")
     r.add_argument("--input", default=None, help="file with one sentence per line (gzip ok)")

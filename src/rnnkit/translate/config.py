@@ -9,8 +9,9 @@ application (imports run config <- data <- model <- estimator <- cli).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rnnkit import config as config_lib
@@ -19,6 +20,8 @@ from rnnkit.nn.attention import ATTENTION_TYPES
 from rnnkit.training import TrainConfig
 
 __all__ = [
+    "MAX_LEN_RATIO",
+    "RESUME_KEYS",
     "DecodeConfig",
     "Seq2SeqConfig",
     "TranslateConfig",
@@ -26,6 +29,7 @@ __all__ = [
     "check_config",
     "check_decode",
     "load_config",
+    "plan_steps",
 ]
 
 
@@ -86,7 +90,7 @@ class Seq2SeqConfig:
 class DecodeConfig:
     beam: int = 5  # 1 = greedy
     alpha: float = 1.0  # length normalisation: score / length ** alpha
-    max_len_ratio: float = 2.0  # at most max(10, ceil(ratio * source tokens)) output tokens
+    max_len_ratio: float = 2.0  # at most max(10, ceil(ratio * source tokens)) output tokens; <= 10
     batch_size: int = 64
 
 
@@ -112,7 +116,9 @@ class TranslateConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     label_smoothing: float = 0.1
     sampling_ratio: float = 0.0  # scheduled sampling: feed own predictions with this probability
-    epochs: int = 0  # > 0: max_steps = epochs x batches per epoch, BLEU evaluated every epoch
+    # > 0: epochs x batches per epoch steps, BLEU evaluated every epoch (train.max_steps > 0
+    # ends the run earlier if it comes first); 0: train.max_steps alone sets the length
+    epochs: int = 0
     run_dir: str = "runs/translate"
 
 
@@ -125,25 +131,90 @@ def load_config(
     )
 
 
+# Keys a resumed run must share with the run it continues: the model's shape and what
+# the tokenisers are fitted on (rnnkit.training.resume.check_resume_config).
+RESUME_KEYS = (
+    "model.",
+    "data.source",
+    "data.src_lang",
+    "data.tgt_lang",
+    "data.val_source",
+    "data.val_fraction",
+    "data.vocab_size",
+)
+
+# Output limit: at most MAX_LEN_RATIO x the source tokens (subword pieces of both sides
+# rarely differ by more than 3x); a larger ratio only lets an untrained model babble.
+MAX_LEN_RATIO = 10.0
+
+
 def check_config(cfg: TranslateConfig) -> None:
-    """The checks that need more than one field's type (one-line UserErrors)."""
+    """Every check that needs no data (one-line UserErrors), run before anything is read.
+
+    The run length: ``epochs`` > 0 trains for that many passes over the data,
+    ended early by ``train.max_steps`` (when > 0) or ``train.max_seconds``
+    (when > 0), whichever comes first; ``epochs = 0`` trains ``train.max_steps``.
+    """
+    for key, tp, _ in config_lib.config_fields(type(cfg)):
+        value: Any = cfg
+        for part in key.split("."):
+            value = getattr(value, part)
+        if tp is float and not math.isfinite(value):
+            raise UserError(f"{key} must be a finite number, got {value}")
     if not 0.0 <= cfg.label_smoothing < 1.0:
         raise UserError(f"label_smoothing must be in [0, 1), got {cfg.label_smoothing}")
     if not 0.0 <= cfg.sampling_ratio <= 1.0:
         raise UserError(f"sampling_ratio must be in [0, 1], got {cfg.sampling_ratio}")
-    if cfg.epochs < 0:
-        raise UserError(f"epochs must be >= 0, got {cfg.epochs}")
-    if cfg.data.max_tokens < 1:
-        raise UserError(f"data.max_tokens must be >= 1, got {cfg.data.max_tokens}")
-    if not 0.0 < cfg.data.val_fraction < 1.0:
-        raise UserError(f"data.val_fraction must be in (0, 1), got {cfg.data.val_fraction}")
+    if cfg.epochs < 0 or cfg.train.max_steps < 0:
+        raise UserError(
+            f"epochs and train.max_steps must be >= 0, got {cfg.epochs} and {cfg.train.max_steps}"
+        )
+    if cfg.epochs == 0 and cfg.train.max_steps == 0:
+        raise UserError("the run has no length: set epochs > 0 or train.max_steps > 0")
+    # max_steps 0 (no cap, epochs decide) is the app's convention; the loop gets the length.
+    replace(cfg.train, max_steps=max(1, cfg.train.max_steps)).validate()
+    replace(cfg.model, src_vocab_size=260, tgt_vocab_size=262).validate()
+    d = cfg.data
+    for name in ("max_tokens", "batch_size"):
+        if getattr(d, name) < 1:
+            raise UserError(f"data.{name} must be >= 1, got {getattr(d, name)}")
+    if d.vocab_size < 260:
+        raise UserError(
+            f"data.vocab_size must be >= 260 (256 bytes + specials), got {d.vocab_size}"
+        )
+    if d.bleu_sentences < 0:
+        raise UserError(f"data.bleu_sentences must be >= 0 (0 = all), got {d.bleu_sentences}")
+    if not 0.0 < d.val_fraction < 1.0:
+        raise UserError(f"data.val_fraction must be in (0, 1), got {d.val_fraction}")
     check_decode(cfg.decode.beam, cfg.decode.alpha, cfg.decode.max_len_ratio)
+    if cfg.decode.batch_size < 1:
+        raise UserError(f"decode.batch_size must be >= 1, got {cfg.decode.batch_size}")
+
+
+def plan_steps(cfg: TranslateConfig, per_epoch: int) -> tuple[int, int, str]:
+    """``(max_steps, eval_interval, the length in words)`` with ``per_epoch`` batches.
+
+    ``epochs`` > 0: epochs x batches, BLEU every epoch; ``train.max_steps`` > 0 ends
+    the run earlier when it comes first (``train.max_seconds`` always does).
+    ``epochs = 0``: ``train.max_steps`` and ``train.eval_interval``.
+    """
+    cap = cfg.train.max_steps
+    if cfg.epochs <= 0:
+        return cap, cfg.train.eval_interval, f"{cap} steps (train.max_steps)"
+    planned = cfg.epochs * per_epoch
+    if 0 < cap < planned:
+        return cap, per_epoch, f"{cap} steps (train.max_steps, before epochs={cfg.epochs} ends)"
+    return planned, per_epoch, f"{planned} steps ({cfg.epochs} epochs)"
 
 
 def check_decode(beam: int, alpha: float, ratio: float) -> None:
-    if beam < 1:
-        raise UserError(f"beam must be >= 1 (1 = greedy), got {beam}")
-    if alpha < 0:
-        raise UserError(f"alpha (length normalisation) must be >= 0, got {alpha}")
-    if ratio <= 0:
-        raise UserError(f"max_len_ratio must be > 0, got {ratio}")
+    """Decoding options in range (one-line UserErrors naming the value)."""
+    if isinstance(beam, bool) or not isinstance(beam, int) or beam < 1:
+        raise UserError(f"beam must be >= 1 (an integer; 1 = greedy), got {beam!r}")
+    if not math.isfinite(alpha) or alpha < 0:
+        raise UserError(f"alpha (length normalisation) must be a finite number >= 0, got {alpha}")
+    if not (math.isfinite(ratio) and 0 < ratio <= MAX_LEN_RATIO):
+        raise UserError(
+            f"max_len_ratio must be in (0, {MAX_LEN_RATIO:g}] (output tokens per source token), "
+            f"got {ratio}"
+        )

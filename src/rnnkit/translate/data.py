@@ -10,11 +10,13 @@ A data source is one of
   (line i of one translates line i of the other);
 - ``"FILE.tsv"``: one pair per line, source TAB target.
 
-Files may be gzip-compressed (detected by their magic bytes). Handling of
-bad input:
+Files may be gzip-compressed (detected by their magic bytes); a UTF-8
+byte-order mark at the start is removed. Handling of bad input:
 
 - files with different line counts, or a TSV line without exactly two
-  columns: :class:`~rnnkit.errors.UserError` naming the files / line;
+  columns: :class:`~rnnkit.errors.UserError` naming the files / line; a
+  missing file, a directory, an unreadable or non-UTF-8 file and a damaged
+  gzip file each get their own one-line error;
 - pairs with an empty side: dropped, and the count is reported by
   :func:`clean_pairs`; over-long pairs (more than ``max_tokens`` subword
   tokens on either side) are dropped from training the same way.
@@ -22,7 +24,6 @@ bad input:
 
 from __future__ import annotations
 
-import gzip
 import random
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -32,6 +33,7 @@ import torch
 from torch import Tensor
 
 from rnnkit.data.download import RemoteFile, fetch
+from rnnkit.data.files import read_text, split_lines
 from rnnkit.errors import UserError
 from rnnkit.translate.config import TranslateDataConfig
 
@@ -76,29 +78,22 @@ class Pair(NamedTuple):
     tgt: str
 
 
-def read_lines(path: str | Path) -> list[str]:
-    """The lines of a UTF-8 text file (gzip detected by magic bytes), without newlines."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"file {p} not found; pass an existing text file (gzip is fine)")
-    with open(p, "rb") as f:
-        gz = f.read(2) == b"\x1f\x8b"
-    try:
-        opener = gzip.open if gz else open
-        with opener(p, "rt", encoding="utf-8", newline="") as f:  # type: ignore[operator]
-            text = f.read()
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{p} is not UTF-8 text ({exc.reason}); convert it to UTF-8") from exc
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # the final newline ends the last line; it does not start another
-    return [line.rstrip("\r") for line in lines]
+def read_lines(path: str | Path, *, what: str = "file") -> list[str]:
+    """The lines of a UTF-8 text file (gzip detected by its magic bytes; a byte-order mark
+    removed), without their newlines; ``what`` names the file in messages."""
+    text = read_text(
+        path, what=what, hint="pass an existing text file (gzip is fine)", gzip_ok=True
+    )
+    return split_lines(text)
 
 
 def _multi30k(split: str, src: str, tgt: str) -> list[Pair]:
     for lang in (src, tgt):
         if lang not in ("en", "de"):
-            raise UserError(f"multi30k has languages en and de, got {lang!r}; use --src/--tgt")
+            raise UserError(
+                f"multi30k has languages en and de, got {lang!r}; set data.src_lang and "
+                "data.tgt_lang (rnnkit translate train: --src/--tgt)"
+            )
     if src == tgt:
         raise UserError(f"source and target language are both {src!r}; pick en and de")
     a = read_lines(fetch(MULTI30K[split][src]))
@@ -134,13 +129,13 @@ def load_pairs(
             )
         return [Pair(x, y) for x, y in zip(a, b, strict=True)]
     path = Path(source)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise UserError(
             f"--data {source!r} is neither multi30k, a SRC_FILE,TGT_FILE pair nor an existing "
             "TSV file"
         )
     pairs = []
-    for i, line in enumerate(read_lines(path), start=1):
+    for i, line in enumerate(read_lines(path, what="TSV file"), start=1):
         cols = line.split("\t")
         if len(cols) != 2:
             raise UserError(

@@ -39,7 +39,14 @@ from rnnkit.training import (
     read_json,
     seed_everything,
 )
-from rnnkit.translate.config import TranslateConfig, check_config, check_decode
+from rnnkit.training.resume import check_resume_config, check_resume_sizes
+from rnnkit.translate.config import (
+    RESUME_KEYS,
+    TranslateConfig,
+    check_config,
+    check_decode,
+    plan_steps,
+)
 from rnnkit.translate.data import (
     PairBatches,
     PairsLike,
@@ -112,8 +119,10 @@ class Translator(Estimator):
         with a ``run_dir`` the fitted model is that best one.
         """
         cfg = self._runtime_config()
-        check_config(cfg)
+        check_config(cfg)  # the whole config, before any data is read
         check_run_dir(run_dir, resume=resume, overwrite=overwrite)
+        if resume and run_dir is not None:
+            check_resume_config(run_dir, cfg, RESUME_KEYS)
         with self._threads(), self._quiet():
             self._fit(cfg, pairs, val_pairs, run_dir, resume, overwrite)
         return self
@@ -150,6 +159,12 @@ class Translator(Estimator):
             src_vocab_size=len(self.src_tokenizer_),
             tgt_vocab_size=len(self.tgt_tokenizer_) + 2,  # + BOS, EOS
         )
+        if resume and run_dir is not None:
+            sizes = {
+                "model.src_vocab_size": model_cfg.src_vocab_size,
+                "model.tgt_vocab_size": model_cfg.tgt_vocab_size,
+            }
+            check_resume_sizes(run_dir, sizes)
         self.model_ = model = Seq2Seq(model_cfg)
         cfg = replace(cfg, model=model_cfg)
         self.config = replace(self.config, model=model_cfg)
@@ -162,11 +177,8 @@ class Translator(Estimator):
             val_src, val_tgt, d.batch_size, bos=model.bos_id, eos=model.eos_id, shuffle=False
         )
         bleu_pairs = val[: d.bleu_sentences] if d.bleu_sentences else val
-        train_cfg = replace(cfg.train, carry_state=False)
-        if cfg.epochs:
-            train_cfg = replace(
-                train_cfg, max_steps=cfg.epochs * len(batches), eval_interval=len(batches)
-            )
+        steps, every, length = plan_steps(cfg, len(batches))
+        train_cfg = replace(cfg.train, carry_state=False, max_steps=steps, eval_interval=every)
 
         def loss_fn(m: torch.nn.Module, batch: Any, state: Any) -> StepResult:
             loss = m.loss(
@@ -188,7 +200,7 @@ class Translator(Estimator):
             f"translate: {len(src):,} training / {len(val):,} validation pairs, vocabularies "
             f"{model_cfg.src_vocab_size} / {model_cfg.tgt_vocab_size}, {model_cfg.cell} "
             f"{model_cfg.num_layers}x{model_cfg.hidden_size} {model_cfg.attention} attention, "
-            f"{n_params:,} parameters, {train_cfg.max_steps} steps ({len(batches)} per epoch)"
+            f"{n_params:,} parameters, {length} ({len(batches)} per epoch)"
             + (f" -> {run_dir}" if run_dir else "")
         )
         trainer = Trainer(
