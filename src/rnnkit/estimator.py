@@ -18,7 +18,8 @@ the same for all five, so a user learns it once:
   ambiguous name is a one-line :class:`~rnnkit.errors.UserError` at once.
 - **Runtime options**, the same everywhere: ``device`` (``"cpu"``, ``"cuda"``,
   ``"cuda:1"``; checked before any data is loaded), ``threads`` (torch CPU
-  threads while this estimator works; ``None`` leaves torch's setting),
+  threads while this estimator works; ``None`` or ``"auto"``: the load-aware
+  policy of :mod:`rnnkit.runtime`),
   ``seed`` (the training seed) and ``verbose`` (``False`` silences progress
   bars and messages).
 - ``fit(...)`` returns ``self`` and leaves ``history_`` (one dict per
@@ -59,7 +60,7 @@ import torch
 
 from rnnkit import config as config_lib
 from rnnkit.errors import NotFittedError, UserError
-from rnnkit.runtime import resolve_device, use_threads
+from rnnkit.runtime import check_threads, resolve_device, use_threads
 
 __all__ = ["Estimator", "resolve_device", "use_threads"]
 
@@ -117,7 +118,7 @@ class Estimator:
         *,
         preset: str | None = None,
         device: str | None = None,
-        threads: int | None = None,
+        threads: int | str | None = None,
         seed: int | None = None,
         verbose: bool = True,
         **overrides: Any,
@@ -141,9 +142,7 @@ class Estimator:
         self.seed = seed
         self.verbose = verbose
         self.set_params(**overrides)
-        if threads is not None:
-            with use_threads(threads):  # validates the value now, not at fit time
-                pass
+        check_threads(threads)  # validates the value now, not at fit time
 
     # -- scikit-learn parameter protocol ---------------------------------------
 
@@ -217,7 +216,8 @@ class Estimator:
         return "cpu"
 
     def _threads(self) -> contextlib.AbstractContextManager[None]:
-        """``with self._threads():`` around work that should use ``threads``."""
+        """``with self._threads():`` around work that should use ``threads`` (and the
+        allocator tuning; both in :func:`rnnkit.runtime.use_threads`)."""
         return use_threads(self.threads)
 
     @contextlib.contextmanager

@@ -73,6 +73,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.errors import UserError
+from rnnkit.runtime import tune_allocator  # re-exported: rnnkit.training.tune_allocator
 from rnnkit.training import checkpoint as ckpt
 from rnnkit.training import state as train_state
 from rnnkit.training.distributed import DistContext, init_distributed
@@ -200,27 +201,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def tune_allocator() -> None:
-    """Keep glibc from returning big blocks to the OS after every step.
-
-    Same effect as ``MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296
-    MALLOC_TOP_PAD_=268435456``: measured 1.24-1.73x faster nn.LSTM training on
-    this project's 2-core machines (S1/S2 shapes of benchmarks/recurrent_speed.py). No-op off glibc.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # pragma: no cover - musl etc.
-        return
-    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3  # <malloc.h>
-    libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)
-    libc.mallopt(m_trim_threshold, 2**31 - 1)
-    libc.mallopt(m_top_pad, 256 * 1024 * 1024)
 
 
 def lr_at(step: int, cfg: TrainConfig, total_steps: int | None = None) -> float:
