@@ -144,12 +144,15 @@ export function textgen(panel, model) {
 
 // -- translation ----------------------------------------------------------------------------
 
+// Subword tokens carry their leading space; show them without it (␣ for a bare space).
+const shown = (t) => t.trim() || "␣";
+
 function heatmap(src, tgt, weights) {
   const cell = (w) => h("td", { style: `background: rgba(36, 86, 199, ${w.toFixed(3)}); color: ${w > 0.55 ? "#fff" : "#1d2330"}`,
     title: fmt(w, 3) }, Math.round(100 * w));
   return h("table", { class: "heatmap", "aria-label": "attention: rows are translation tokens, columns source tokens, values in percent" },
-    h("thead", {}, h("tr", {}, h("td"), src.map((s) => h("th", { scope: "col", text: s })))),
-    h("tbody", {}, tgt.map((t, i) => h("tr", {}, h("th", { scope: "row", text: t }), weights[i].map(cell)))));
+    h("thead", {}, h("tr", {}, h("td"), src.map((s) => h("th", { scope: "col", title: JSON.stringify(s), text: shown(s) })))),
+    h("tbody", {}, tgt.map((t, i) => h("tr", {}, h("th", { scope: "row", title: JSON.stringify(t), text: shown(t) }), weights[i].map(cell)))));
 }
 
 export function translate(panel, model) {
