@@ -10,14 +10,22 @@ files written by earlier versions, so old runs and saved models still load.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rnnkit import config as config_lib
 from rnnkit.errors import UserError
 from rnnkit.training import TrainConfig
 
-__all__ = ["CharLMConfig", "TextDataConfig", "TextgenConfig", "load_config"]
+__all__ = [
+    "RESUME_KEYS",
+    "CharLMConfig",
+    "TextDataConfig",
+    "TextgenConfig",
+    "check_config",
+    "load_config",
+]
 
 
 @dataclass(kw_only=True)
@@ -77,3 +85,28 @@ class TextgenConfig:
 def load_config(*, preset: str | None = None, overrides: Any = ()) -> TextgenConfig:
     """Defaults <- a preset (``rnnkit/textgen/presets/NAME.toml``) <- overrides (``["a.b=1"]``)."""
     return config_lib.load_config(TextgenConfig, app="textgen", preset=preset, overrides=overrides)
+
+
+# Keys a resumed run must share with the run it continues: the model's shape and the
+# text the vocabulary is fitted on (rnnkit.training.resume.check_resume_config).
+RESUME_KEYS = ("model.", "data.source", "data.val_fraction")
+
+
+def check_config(cfg: TextgenConfig) -> None:
+    """Every check that needs no data (one-line UserErrors), run before the text is read."""
+    for key, tp, _ in config_lib.config_fields(type(cfg)):
+        value: Any = cfg
+        for part in key.split("."):
+            value = getattr(value, part)
+        if tp is float and not math.isfinite(value):
+            raise UserError(f"{key} must be a finite number, got {value}")
+    d = cfg.data
+    if d.mode not in ("tbptt", "random"):
+        raise UserError(f"data.mode must be tbptt or random, got {d.mode!r}")
+    if not 0.0 < d.val_fraction < 1.0:
+        raise UserError(f"data.val_fraction must be between 0 and 1, got {d.val_fraction}")
+    for name in ("batch_size", "seq_len", "batches_per_epoch"):
+        if getattr(d, name) < 1:
+            raise UserError(f"data.{name} must be >= 1, got {getattr(d, name)}")
+    replace(cfg.model, vocab_size=max(1, cfg.model.vocab_size)).validate()
+    cfg.train.validate()

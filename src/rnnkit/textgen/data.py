@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from rnnkit.data.download import RemoteFile, fetch
+from rnnkit.data.files import read_text
 from rnnkit.errors import NotFittedError, UserError
 from rnnkit.textgen.config import TextDataConfig
 from rnnkit.training.distributed import DistContext
@@ -55,27 +56,16 @@ DATASETS: dict[str, RemoteFile] = {"tinyshakespeare": TINYSHAKESPEARE}
 
 
 def load_text(source: str | os.PathLike[str]) -> str:
-    """The text of a built-in dataset name or of a UTF-8 file.
+    """The text of a built-in dataset name or of a UTF-8 file (a byte-order mark at its
+    start removed: it is not part of the text).
 
     Raises:
-        UserError: the file is missing, not UTF-8, or empty.
+        UserError: the file is missing, a directory, unreadable, not UTF-8, or empty.
     """
     name = str(source)
-    if name in DATASETS:
-        path = fetch(DATASETS[name])
-    else:
-        path = Path(name).expanduser()
-        if not path.is_file():
-            raise UserError(
-                f"text file {name} not found; pass a UTF-8 text file or one of the built-in "
-                f"datasets: {', '.join(DATASETS)}"
-            )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise UserError(
-            f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); convert it to UTF-8"
-        ) from exc
+    path = fetch(DATASETS[name]) if name in DATASETS else Path(name).expanduser()
+    hint = f"pass a UTF-8 text file or one of the built-in datasets: {', '.join(DATASETS)}"
+    text = read_text(path, what="text file", hint=hint)
     if not text:
         raise UserError(f"{path} is empty; pass a file with some text to learn from")
     return text

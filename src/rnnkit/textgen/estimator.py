@@ -35,7 +35,7 @@ import torch
 from rnnkit import config as config_lib
 from rnnkit.errors import UserError
 from rnnkit.estimator import Estimator
-from rnnkit.textgen.config import TextgenConfig
+from rnnkit.textgen.config import RESUME_KEYS, TextgenConfig, check_config
 from rnnkit.textgen.data import (
     DATASETS,
     CharVocab,
@@ -56,6 +56,7 @@ from rnnkit.training import (
     read_json,
     seed_everything,
 )
+from rnnkit.training.resume import check_resume_config, check_resume_sizes
 
 __all__ = ["TextGenerator"]
 
@@ -139,8 +140,11 @@ class TextGenerator(Estimator):
             self.
         """
         cfg = self._runtime_config()
+        check_config(cfg)  # the whole config, before the text is read
         if _is_main_process():  # rank 0 alone owns the run directory
             check_run_dir(run_dir, resume=resume, overwrite=overwrite)
+        if resume and run_dir is not None:
+            check_resume_config(run_dir, cfg, RESUME_KEYS)
         with self._threads(), self._quiet():
             self._fit(cfg, text, val_text, run_dir, resume, overwrite)
         return self
@@ -158,6 +162,8 @@ class TextGenerator(Estimator):
         try:
             seed_everything(cfg.train.seed)  # same initial weights on every rank
             vocab, train_ids, val_ids, measured_on = self._data(cfg, text, val_text)
+            if resume and run_dir is not None:
+                check_resume_sizes(run_dir, {"model.vocab_size": len(vocab)})
             model = build_model(cfg.model, len(vocab))
             cfg = replace(cfg, model=model.config)
             if run_dir is not None:

@@ -115,11 +115,17 @@ class CharLM(nn.Module):
 
 def check_sampling(*, temperature: float, top_k: int, top_p: float) -> None:
     """Raise a one-line :class:`UserError` for sampling options out of range."""
+    if not math.isfinite(temperature):
+        raise UserError(f"temperature must be a finite number >= 0, got {temperature}")
     if temperature < 0:
         raise UserError(f"temperature must be >= 0, got {temperature}")
+    if 0 < temperature < 1e-6:  # logits / temperature could overflow float32: use greedy
+        raise UserError(f"temperature must be 0 (greedy) or >= 1e-6, got {temperature}")
+    if isinstance(top_k, bool) or not isinstance(top_k, int):
+        raise UserError(f"top_k must be an integer >= 0 (0 = all), got {top_k!r}")
     if top_k < 0:
         raise UserError(f"top_k must be >= 0, got {top_k}")
-    if not 0.0 < top_p <= 1.0:
+    if not 0.0 < top_p <= 1.0:  # also false for NaN
         raise UserError(f"top_p must be in (0, 1], got {top_p}")
 
 
