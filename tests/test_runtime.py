@@ -145,3 +145,17 @@ def test_allocator_switch_is_honoured(setting, retained):
         assert released_mb < 8, f"tuned: freed blocks should stay, {released_mb:.0f} MB went"
     else:
         assert released_mb > 48, f"off: freed blocks should go back, only {released_mb:.0f} MB"
+
+
+def test_cli_threads_option_takes_auto():
+    import argparse
+
+    from rnnkit.cli_common import add_runtime_arguments
+
+    p = argparse.ArgumentParser()
+    add_runtime_arguments(p)
+    assert p.parse_args(["--threads", "auto"]).threads == "auto"
+    assert p.parse_args(["--threads", "2"]).threads == 2
+    assert p.parse_args([]).threads is None
+    with pytest.raises(SystemExit):
+        p.parse_args(["--threads", "0"])

@@ -52,6 +52,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _threads(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"must be a positive integer or auto, got {text!r}"
+        ) from None
+
+
 def add_runtime_arguments(p: argparse.ArgumentParser, *, seed: bool = True) -> None:
     """``--device``, ``--threads`` (and ``--seed``): the runtime options of every verb."""
     g = p.add_argument_group("runtime")
@@ -60,9 +71,10 @@ def add_runtime_arguments(p: argparse.ArgumentParser, *, seed: bool = True) -> N
     )
     g.add_argument(
         "--threads",
-        type=_positive_int,
+        type=_threads,
         default=None,
-        help="torch CPU threads (default: torch's choice; 1 is often faster on a busy machine)",
+        help="torch CPU threads, or auto (the default): torch's count on a quiet machine, "
+        "the cores other processes leave free on a busy one (rnnkit.runtime)",
     )
     if seed:
         g.add_argument("--seed", type=int, default=None, help="random seed (default: the config's)")
