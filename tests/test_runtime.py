@@ -65,6 +65,17 @@ def test_measurement_on_this_machine_is_a_number():
     assert 0.0 <= busy <= 4 * (os.cpu_count() or 1)
 
 
+def test_only_the_first_reading_waits(monkeypatch):
+    if runtime._read() is None:
+        pytest.skip("no /proc/stat here")
+    waits = []
+    monkeypatch.setattr(runtime, "_last", None)
+    monkeypatch.setattr(runtime.time, "sleep", waits.append)
+    first = runtime.measure_busy_cores(0.0)
+    second = runtime.measure_busy_cores(0.0)  # the window since the first reading
+    assert waits == [0.0] and first >= 0.0 and second >= 0.0
+
+
 def test_use_threads_applies_the_policy_and_restores(monkeypatch):
     before = torch.get_num_threads()
     monkeypatch.setattr(runtime, "_decision", None)

@@ -23,10 +23,11 @@ target tokens/s); on a quiet machine one thread costs at most what the second co
 would have added. ``benchmarks/threads_policy.py`` times the policy against one
 thread and torch's default, quiet and under a background load.
 
-The measurement: on Linux, the idle and busy time of this process's CPUs
-(``/proc/stat``) over 0.1 s while this process waits, minus this process's own CPU
-time, in cores; elsewhere the 1-minute load average. The decision is reused for
-30 s (so a loop of ``predict`` calls does not wait each time). When
+The measurement: on Linux, the busy time of this process's CPUs (``/proc/stat``)
+minus this process's own CPU time, in cores, over 0.1 s of waiting the first time
+and afterwards over the time since the previous reading (up to two minutes; so a
+stream of ``predict`` calls never pauses); elsewhere the 1-minute load average.
+A decision is reused for 30 s. When
 ``OMP_NUM_THREADS`` is set, the user has chosen: ``None`` leaves torch's count as
 it is. An integer is used as given.
 
@@ -46,6 +47,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import torch
 
@@ -145,25 +147,52 @@ def busy_cores(
     return max(0.0, d_busy / d_total * n_cpus - own_cores)
 
 
-def measure_busy_cores(seconds: float = SAMPLE_SECONDS) -> float | None:
-    """Cores that other processes keep busy now (see the module docstring); None: unknown."""
+class _Reading(NamedTuple):
+    wall: float  # time.perf_counter()
+    ticks: tuple[int, int]  # (busy, total) of our CPUs, /proc/stat
+    own: float  # this process's CPU seconds, all threads
+    n_cpus: int
+
+
+def _read() -> _Reading | None:
     cpus = _usable_cpus()
+    if cpus is None:
+        return None
     try:
-        if cpus is None:
-            raise OSError
         with open("/proc/stat") as f:
-            before = _cpu_ticks(cpus, f.read())
-        own0, t0 = time.process_time(), time.perf_counter()
-        time.sleep(seconds)
-        with open("/proc/stat") as f:
-            after = _cpu_ticks(cpus, f.read())
-        own = (time.process_time() - own0) / max(time.perf_counter() - t0, 1e-9)
-        return busy_cores(before, after, len(cpus), own)
+            ticks = _cpu_ticks(cpus, f.read())
     except (OSError, ValueError, IndexError):
+        return None
+    return _Reading(time.perf_counter(), ticks, time.process_time(), len(cpus))
+
+
+def _between(a: _Reading, b: _Reading) -> float:
+    own = (b.own - a.own) / max(b.wall - a.wall, 1e-9)  # our own cores' worth
+    return busy_cores(a.ticks, b.ticks, b.n_cpus, own)
+
+
+_last: _Reading | None = None  # the latest reading, the start of the next window
+
+
+def measure_busy_cores(seconds: float = SAMPLE_SECONDS) -> float | None:
+    """Cores that other processes keep busy now (see the module docstring); None: unknown.
+
+    Over the window since the previous reading when that began 0.1-120 s ago (no
+    waiting: a stream of calls never pauses), else over ``seconds`` of waiting.
+    """
+    global _last
+    now = _read()
+    if now is None:
         try:
             return os.getloadavg()[0]
         except (AttributeError, OSError):  # Windows
             return None
+    previous, _last = _last, now
+    if previous is not None and seconds <= now.wall - previous.wall <= 120.0:
+        return _between(previous, now)
+    time.sleep(seconds)
+    _last = _read() or now
+    return _between(now, _last)
 
 
 _decision_lock = threading.Lock()
