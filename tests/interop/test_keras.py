@@ -213,11 +213,3 @@ def test_other_errors_are_one_line() -> None:
         to_keras(rnn.LSTM(3, 4, proj_size=2))
     with pytest.raises(UserError, match="MinGRU has no Keras layer"):
         to_keras_layers(rnn.MinGRU(3, 4))
-
-
-def test_missing_keras_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(__import__("sys").modules, "keras", None)  # import keras -> ImportError
-    with pytest.raises(
-        UserError, match=r'^Keras 3 is not installed; .*pip install "rnnkit\[keras\]"'
-    ):
-        from_keras("model.keras")
