@@ -293,6 +293,31 @@ class Estimator:
             card=self._card(),
         )
 
+    def export_onnx(self, path: str | os.PathLike[str], *, streaming: bool = False) -> Path:
+        """Write the fitted network as an ONNX graph to ``path``; return the path.
+
+        ``streaming=True`` exports the step (or chunk) graph with the recurrent
+        state as an input and an output, where the application has one. A JSON
+        sidecar beside it (``<name>.json``) names the inputs and outputs, their
+        shapes, and what the graph does not cover (tokenisers, feature extraction,
+        beam search stay in Python). Needs ``pip install "rnnkit[onnx]"``; see
+        docs/export.md and ``rnnkit.<app>.export``.
+        """
+        import importlib
+
+        self._check_fitted()
+        try:  # by name: the core never imports an application
+            exporter = importlib.import_module(f"rnnkit.{self.app}.export")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"rnnkit.{self.app}.export":
+                raise
+            raise UserError(f"{type(self).__name__} models have no ONNX export") from None
+        from rnnkit.export.onnx import require_onnx
+
+        require_onnx()
+        with self._threads():
+            return Path(exporter.export_onnx(self, path, streaming=streaming))
+
     @classmethod
     def load(
         cls,

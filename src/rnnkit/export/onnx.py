@@ -1,5 +1,8 @@
 """ONNX export of ``rnnkit.nn`` sequence modules, and what every application's exporter shares.
 
+Longer than 400 lines: the module export and the helpers it is built from (which
+every application's ``export.py`` shares) read best as one page.
+
 :func:`export_module` writes one ONNX graph of an RNN, LSTM, GRU, MinGRU or
 MinLSTM (every layer, both directions, LSTM ``proj_size``), with dynamic
 batch and time axes, and a JSON sidecar beside it (``<name>.json``) that
@@ -59,12 +62,16 @@ __all__ = [
     "Shape",
     "check_opset",
     "describe",
+    "export_copy",
     "export_graph",
     "export_module",
     "require_onnx",
     "run",
     "session",
     "sidecar_path",
+    "state_of",
+    "state_shapes",
+    "state_tuple",
     "streaming_mode",
     "write_sidecar",
 ]
@@ -286,6 +293,26 @@ def write_sidecar(path: str | os.PathLike[str], info: Mapping[str, Any]) -> Path
     return target
 
 
+def export_copy(model: nn.Module, *recurrent: str) -> nn.Module:
+    """A CPU, float32, eval-mode copy of ``model`` whose recurrent submodules (attribute
+    names in ``recurrent``) are replaced by their :class:`ExportRecurrent` twins, so the
+    application's own ``forward``/``step`` code runs unchanged in the exported graph."""
+    m = copy.deepcopy(model).cpu().float().eval()
+    for name in recurrent:
+        setattr(m, name, ExportRecurrent(getattr(m, name)))
+    return m.eval()
+
+
+def state_tuple(state: Any) -> tuple[Tensor, ...]:
+    """A recurrent state as a tuple of tensors: ``(h,)`` or ``(h, c)``."""
+    return tuple(state) if isinstance(state, (tuple, list)) else (state,)
+
+
+def state_of(h: Tensor, c: Tensor | None) -> Any:
+    """The state a module takes from graph inputs ``h`` and (LSTM) ``c``."""
+    return h if c is None else (h, c)
+
+
 # -- rnnkit.nn modules ---------------------------------------------------------------
 
 
@@ -296,7 +323,7 @@ class _Whole(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, ...]:
         y, state = self.rnn(x, None, lengths if self.with_lengths else None)
-        return (y, *(state if isinstance(state, tuple) else (state,)))
+        return (y, *state_tuple(state))
 
 
 class _Stream(nn.Module):
@@ -305,9 +332,9 @@ class _Stream(nn.Module):
         self.rnn, self.chunk = rnn, chunk
 
     def forward(self, x: Tensor, h: Tensor, c: Tensor | None = None) -> tuple[Tensor, ...]:
-        state = h if c is None else (h, c)
+        state = state_of(h, c)
         y, state = self.rnn(x, state) if self.chunk else self.rnn.step(x, state)
-        return (y, *(state if isinstance(state, tuple) else (state,)))
+        return (y, *state_tuple(state))
 
 
 def export_module(
