@@ -271,9 +271,8 @@ def _numpy(t: Tensor | None) -> np.ndarray | None:
     return None if t is None else t.detach().float().cpu().numpy()
 
 
-def _recurrent_to_keras(
-    keras: Any, rnn: nn.Module, return_sequences: bool, dropout_between: bool = True
-) -> list[Any]:
+def _recurrent_to_keras(keras: Any, rnn: nn.Module, return_sequences: bool) -> list[Any]:
+    """One Keras layer per torch layer (``Bidirectional`` for both directions)."""
     kind = _KIND.get(type(rnn))
     if kind is None:
         raise UserError(
@@ -306,7 +305,7 @@ def _recurrent_to_keras(
             params = {n: _numpy(getattr(rnn, n + sfx, None)) for n in names}
             weights += torch_to_keras(kind, params)
         k_layer.set_weights(weights)
-        if layer and rnn.dropout and dropout_between:  # torch drops between layers
+        if layer and rnn.dropout:  # torch drops between layers: a Keras Dropout there
             out.append(keras.layers.Dropout(rnn.dropout))
         out.append(k_layer)
     return out
@@ -351,7 +350,8 @@ def to_keras_layers(
     return _recurrent_to_keras(keras, module, return_sequences)
 
 
-def _input_size(module: nn.Module) -> tuple[int, ...]:
+def _input_size(module: nn.Module) -> tuple[int | None, ...]:
+    """The shape of ``keras.Input`` for ``module``: (features,) or (time, features)."""
     if isinstance(module, nn.Linear):
         return (module.in_features,)
     blocks = list(module.layers) if isinstance(module, KerasStack) else [module]
@@ -362,9 +362,9 @@ def _input_size(module: nn.Module) -> tuple[int, ...]:
         elif isinstance(block, Dense):
             inner = block.linear
         if isinstance(inner, nn.Linear):
-            return (None, inner.in_features)  # type: ignore[return-value]
+            return (None, inner.in_features)
         if hasattr(inner, "input_size"):
-            return (None, inner.input_size)  # type: ignore[return-value]
+            return (None, int(inner.input_size))
     raise UserError(f"{type(module).__name__} has no layer with weights to convert")
 
 
