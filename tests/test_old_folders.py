@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from rnnkit import SentimentClassifier, SpeechRecognizer, TextGenerator, Translator
+from rnnkit.errors import UserError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "old_models"
 APPS = ("sentiment", "textgen", "translate", "speech")
@@ -58,6 +59,24 @@ def test_loading_leaves_an_old_folder_as_it_was(folder: Path, cls: type) -> None
     before = {f.name: f.read_bytes() for f in folder.iterdir()}
     cls.load(folder, verbose=False)
     assert {f.name: f.read_bytes() for f in folder.iterdir()} == before
+
+
+CLASSES = {
+    "sentiment": SentimentClassifier,
+    "textgen": TextGenerator,
+    "translate": Translator,
+    "speech": SpeechRecognizer,
+}
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_another_app_refuses_an_old_folder_in_one_line(app: str) -> None:
+    """Old folders have no manifest naming their app: their files and config still tell."""
+    for other, cls in CLASSES.items():
+        if other != app:
+            with pytest.raises(UserError, match=rf"is not a (saved )?{other} (model|config)") as e:
+                cls.load(FIXTURES / app / "model", verbose=False)
+            assert "\n" not in str(e.value)
 
 
 def test_the_fixtures_stay_small() -> None:
