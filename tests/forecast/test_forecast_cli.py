@@ -125,7 +125,7 @@ def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         err = capsys.readouterr().err.strip().splitlines()
         return err[-1]
 
-    assert "data file not found: nope.csv" in run("backtest", "--data", "nope.csv")
+    assert "data file nope.csv not found" in run("backtest", "--data", "nope.csv")
     frame = pd.read_csv(sine_csv(tmp_path / "gap.csv", n=60))
     frame.loc[10, "y"] = np.nan
     frame.to_csv(tmp_path / "gap.csv", index=False)

@@ -11,12 +11,17 @@ exists, so h = 1 has the most origins.
 
 The MASE scale is the in-sample seasonal-naive MAE of each series on
 ``y[:t0]``, the training part at the first origin.
+
+A model that raises while fitting or forecasting (ARIMA on a constant series)
+is reported as failed, with the reason, and its scores are left empty; the
+backtest goes on with the others. Only the models named in ``required`` stop
+it (the forecaster under test).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,6 +54,7 @@ class BacktestResult:
         scale: (S,) MASE scale per series.
         level: central interval probability of lower/upper.
         seconds: model name -> fit + forecast time.
+        failed: model name -> why it failed (its forecasts are all NaN).
     """
 
     origins: np.ndarray
@@ -61,6 +67,7 @@ class BacktestResult:
     series_names: tuple[str, ...]
     season: int = 1
     seconds: dict[str, float] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
 
     @property
     def horizon(self) -> int:
@@ -144,7 +151,8 @@ class BacktestResult:
 
         ``{"horizon": H, "level": ..., "season": m, "origins": N, "seconds": {model: s},
         "metrics": {"h1": {model: {metric: value}}, "hH": ..., "all": ...}}``;
-        ``"all"`` averages over horizons 1..H. NaN (no interval) becomes null in JSON.
+        ``"all"`` averages over horizons 1..H. NaN (no interval, a failed model)
+        becomes null in JSON; ``"failed"``: {model: reason} of the models that failed.
         """
         tables = {"h1": self.metrics(1), f"h{self.horizon}": self.metrics(self.horizon)}
         tables["all"] = self.metrics(None)
@@ -155,6 +163,7 @@ class BacktestResult:
             "origins": len(self.origins),
             "series": list(self.series_names),
             "seconds": dict(self.seconds),
+            "failed": dict(self.failed),
             "metrics": {
                 key: {
                     model: {k: float(v) for k, v in row.items()}
@@ -201,6 +210,7 @@ def backtest(
     refit_every: int = 0,
     level: float = 0.8,
     progress: Callable[[str], None] | None = None,
+    required: Collection[str] = (),
 ) -> BacktestResult:
     """Run every model over the same rolling origins. See the module docstring.
 
@@ -210,14 +220,21 @@ def backtest(
         stride: distance between origins.
         refit_every: 0 fits once before the first origin; k refits every k origins.
         progress: called with one-line messages (e.g. ``print``).
+        required: models whose failure stops the backtest (the error propagates);
+            any other model that raises is reported in ``failed`` and skipped.
     """
     t_len = len(data)
     if horizon < 1:
         raise UserError(f"horizon must be >= 1, got {horizon}")
     if stride < 1 or refit_every < 0:
         raise UserError(f"stride must be >= 1 and refit_every >= 0, got {stride}, {refit_every}")
+    if test_size < 1:
+        raise UserError(
+            f"test_size must be >= 1 (the number of final steps used as forecast origins), "
+            f"got {test_size}; e.g. --backtest.test_size=30 (Python: test_size=30)"
+        )
     first = t_len - test_size
-    if test_size < 1 or first < max(10, 2 * data.season):
+    if first < max(10, 2 * data.season):
         raise UserError(
             f"test_size={test_size} leaves {first} training steps of {t_len}; use a smaller "
             "test size (--backtest.test_size) or a longer series"
@@ -240,21 +257,30 @@ def backtest(
 
     preds: dict[str, Prediction] = {}
     seconds: dict[str, float] = {}
+    failed: dict[str, str] = {}
     for name, model in models.items():
         start = time.perf_counter()
         out = np.full((3, n, s, horizon), np.nan)
-        for i, t in enumerate(origins):
-            history = data.head(int(t))
-            if i == 0 or (refit_every and i % refit_every == 0):
-                say(f"[{name}] fitting on {len(history)} steps before origin {data.index[t]}")
-                model.fit(history)
-            known = data.known[t : t + horizon] if data.known_names else None
-            p = model.forecast(history, horizon, known)
-            for k, arr in enumerate(p):
-                out[k, i] = arr
+        try:
+            for i, t in enumerate(origins):
+                history = data.head(int(t))
+                if i == 0 or (refit_every and i % refit_every == 0):
+                    say(f"[{name}] fitting on {len(history)} steps before origin {data.index[t]}")
+                    model.fit(history)
+                known = data.known[t : t + horizon] if data.known_names else None
+                p = model.forecast(history, horizon, known)
+                for k, arr in enumerate(p):
+                    out[k, i] = arr
+        except Exception as exc:
+            if name in required:
+                raise
+            out[:] = np.nan  # no partial scores: they would cover other origins
+            failed[name] = _reason(exc)
+            say(f"[{name}] failed: {failed[name]}; its scores are left empty")
         preds[name] = Prediction(out[0], out[1], out[2])
         seconds[name] = time.perf_counter() - start
-        say(f"[{name}] {n} origins in {seconds[name]:.1f} s")
+        if name not in failed:
+            say(f"[{name}] {n} origins in {seconds[name]:.1f} s")
     return BacktestResult(
         origins=origins,
         index=data.index,
@@ -266,7 +292,14 @@ def backtest(
         series_names=data.names,
         season=data.season,
         seconds=seconds,
+        failed=failed,
     )
+
+
+def _reason(exc: BaseException) -> str:
+    """One line: the exception's type and the first line of its message."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def format_table(result: BacktestResult, horizons: list[int | None] | None = None) -> str:
@@ -291,4 +324,6 @@ def format_table(result: BacktestResult, horizons: list[int | None] | None = Non
             f" coverage: share of actuals inside the {result.level:.0%} interval; pinball: "
             "mean quantile loss of its edges and the median."
         )
+    for name, reason in result.failed.items():
+        notes += f"\nfailed: {name} ({reason}); its row is empty."
     return "\n\n".join(blocks) + "\n\n" + notes

@@ -31,8 +31,6 @@ from rnnkit.forecast.plots import plot_backtest, plot_forecast
 __all__ = ["add_cli"]
 
 DEFAULT_RUN_DIR = "runs/forecast"
-# --device and --seed set these (the estimator's device= and seed=).
-_RUNTIME_KEYS = ("train.device", "train.seed")
 DATA_HELP = (
     f"built-in dataset ({', '.join(BUILTIN_DATASETS)}) or a CSV with a time column first; "
     "a built-in name also selects its preset"
@@ -101,7 +99,7 @@ def _load(args: argparse.Namespace) -> Forecaster:
     if args.horizon is not None and args.horizon < 1:
         raise UserError(f"--horizon must be >= 1, got {args.horizon}")
     est = Forecaster.load(args.checkpoint, device=args.device, threads=args.threads)
-    options = {"time_col": args.time_col, "fill": args.fill}
+    options = {"time_col": args.time_col, "fill": args.fill, "duplicates": args.duplicates}
     est.set_params(**{k: v for k, v in options.items() if v is not None})
     return est
 
@@ -138,10 +136,28 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _read_options(p: argparse.ArgumentParser, data_help: str) -> None:
+    """How ``--data`` is read; the ``--data.KEY`` spellings are those of train and backtest
+    (and of the messages about the data), the short ones came first."""
     p.add_argument("--data", default=None, help=data_help)
-    p.add_argument("--time-col", default=None, help="time column of --data (default: the first)")
     p.add_argument(
-        "--fill", default=None, help="missing values in --data: none, ffill, interpolate, drop"
+        "--time-col",
+        "--data.time_col",
+        dest="time_col",
+        default=None,
+        help="time column of --data (default: the first)",
+    )
+    p.add_argument(
+        "--fill",
+        "--data.fill",
+        dest="fill",
+        default=None,
+        help="missing values in --data: none, ffill, interpolate, drop (default: the model's)",
+    )
+    p.add_argument(
+        "--data.duplicates",
+        dest="duplicates",
+        default=None,
+        help="repeated time stamps in --data: error, mean, last (default: the model's)",
     )
 
 
@@ -181,7 +197,7 @@ def add_cli(subparsers: Any) -> None:
     b.add_argument("--csv", default=None, help="write every backtest forecast to this CSV")
     cli_common.add_runtime_arguments(b)
     cli_common.add_json_argument(b, what="the metric tables")
-    config_lib.add_config_arguments(b, ForecastConfig, exclude=_RUNTIME_KEYS)
+    config_lib.add_config_arguments(b, ForecastConfig)
     b.set_defaults(func=_cmd_backtest)
 
     t = cli_common.add_train_parser(
@@ -195,7 +211,6 @@ def add_cli(subparsers: Any) -> None:
         data_help=DATA_HELP,
         resume_help="continue an interrupted run in --run-dir: finished ensemble members "
         "are kept, the interrupted one continues from its checkpoint",
-        exclude=_RUNTIME_KEYS,
     )
     t.add_argument("--horizon", type=int, default=None, help=horizon_help)
     t.set_defaults(func=_cmd_train)

@@ -120,7 +120,8 @@ class ForecasterConfig:
         if self.mode == "autoregressive" and self.n_past:
             raise UserError(
                 "autoregressive mode cannot use past-only covariates (their future values "
-                "are unknown when feeding predictions back); use mode='direct' or drop them"
+                "are unknown when feeding predictions back); use --model.mode=direct "
+                "(Python: mode='direct') or drop --data.past"
             )
 
     @property

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -26,9 +27,16 @@ import numpy as np
 import pandas as pd
 
 from rnnkit.data.download import RemoteFile, fetch
+from rnnkit.data.files import check_file
 from rnnkit.errors import UserError
 from rnnkit.forecast.config import DataConfig
-from rnnkit.forecast.series import CALENDAR_FEATURES, SeriesData, calendar_features, from_frame
+from rnnkit.forecast.series import (
+    CALENDAR_FEATURES,
+    GridError,
+    SeriesData,
+    calendar_features,
+    from_frame,
+)
 
 __all__ = [
     "AIRLINE",
@@ -65,6 +73,7 @@ VIX = RemoteFile(
     mirror_path="vix_daily/vix-daily.csv",
 )
 BUILTIN_DATASETS = ("sunspots", "airline", "vix")
+_DATA_HINT = f"pass a CSV file or one of {', '.join(BUILTIN_DATASETS)}"
 
 
 class Prediction(NamedTuple):
@@ -105,15 +114,28 @@ def load_csv(path: str | Path, **kwargs: object) -> SeriesData:
 
     ``time_col`` defaults to the first column.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(
-            f"data file not found: {path}; pass a CSV path or one of {', '.join(BUILTIN_DATASETS)}"
-        )
+    path = check_file(path, what="data file", hint=_DATA_HINT)
     try:
-        frame = pd.read_csv(path)
+        # index_col=False: a row with more fields than the header is an error, not a
+        # silent shift of every column (pandas would take the first one as the index).
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, index_col=False)
+    except pd.errors.ParserWarning as exc:
+        raise UserError(
+            f"cannot read {path} as CSV: a row has more fields than the header; check the "
+            "delimiters (a decimal comma?) and the header"
+        ) from exc
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {path} as CSV ({exc}); check the file format") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot read {path} as CSV ({first}); check the file format") from exc
+    except PermissionError:
+        raise UserError(
+            f"cannot read data file {path}: permission denied; check the permissions of the "
+            "file and its folders (ls -l)"
+        ) from None
+    except OSError as exc:
+        raise UserError(f"cannot read data file {path} ({exc.strerror or exc})") from exc
     if frame.shape[1] < 2:
         raise UserError(f"{path} needs a time column and at least one target column")
     if kwargs.get("time_col") is None:
@@ -210,10 +232,8 @@ def load_data(cfg: DataConfig, data: Any = None) -> SeriesData:
         raise UserError("no data: pass data to fit() (or --data), or set data.source")
     data = cfg.source if data is None else data
     builtin = isinstance(data, str) and data in BUILTIN_DATASETS
-    if isinstance(data, str | Path) and not builtin and not Path(data).is_file():
-        raise UserError(
-            f"data file not found: {data}; pass a CSV path or one of {', '.join(BUILTIN_DATASETS)}"
-        )
+    if isinstance(data, str | Path) and not builtin:
+        check_file(data, what="data file", hint=_DATA_HINT)
     if isinstance(data, SeriesData):
         return data
     return load_series(data, **series_options(cfg, builtin=builtin))
@@ -228,7 +248,10 @@ def describe(data: Any, cfg: DataConfig) -> str:
         return cfg.source
     if isinstance(data, str | Path):
         return str(data)
-    return f"the {type(data).__name__} passed to fit()"
+    return f"the {type(data).__name__}{_IN_MEMORY}"
+
+
+_IN_MEMORY = " passed to fit()"
 
 
 def fingerprint(data: SeriesData) -> str:
@@ -258,7 +281,7 @@ def load_like(data: Any, meta: dict[str, Any], cfg: DataConfig) -> SeriesData:
     """
     if data is None:
         data = meta.get("source") or cfg.source
-        if data not in BUILTIN_DATASETS and not Path(data).is_file():
+        if not data or str(data).endswith(_IN_MEMORY):
             raise UserError(
                 "this model was fitted on data in memory; pass the data to score "
                 "(a CSV path, DataFrame, Series, array or built-in name)"
@@ -275,7 +298,13 @@ def load_like(data: Any, meta: dict[str, Any], cfg: DataConfig) -> SeriesData:
             season=meta["season"],
             calendar=len(known) < len(meta["known_names"]),
         )
-        data = load_data(roles, data)
+        try:
+            data = load_data(roles, data)
+        except GridError as exc:  # the grid is the model's, not an option of this command
+            raise UserError(
+                f"the time stamps do not lie on the {exc.grid!r} grid this model was fitted "
+                f"on (e.g. {exc.example}); give data on that grid"
+            ) from exc
     if list(data.names) != list(meta["names"]):
         raise UserError(f"the data hold series {list(data.names)}, the model {meta['names']}")
     return data

@@ -59,6 +59,7 @@ from rnnkit.training import (
     load_model_weights,
     read_json,
     resolve_checkpoint,
+    run_lock,
 )
 
 __all__ = ["Forecaster"]
@@ -128,10 +129,9 @@ class Forecaster(Estimator):
                     f"data section: {', '.join(sorted(known))}"
                 )
         cfg = config_lib.apply_overrides(cfg, {f"data.{k}": v for k, v in data_options.items()})
+        # Before any data is read (and before the lock: a refused run creates nothing).
         check_run_dir(run_dir, resume=resume, overwrite=overwrite)
         run = Path(run_dir) if run_dir is not None else None
-        if run is not None:
-            prepare_run_dir(run, resume=resume, overwrite=overwrite)
         source = describe(data, cfg.data)
         if isinstance(data, str | Path):
             cfg = replace(cfg, data=replace(cfg.data, source=str(data)))
@@ -139,7 +139,12 @@ class Forecaster(Estimator):
             cfg = replace(cfg, data=replace(cfg.data, source=""))  # in memory: not reproducible
         with self._threads(), self._quiet():
             series = load_data(cfg.data, data)
-            self._fit(series, cfg, source=source, run_dir=run, resume=resume)
+            # One writer per run directory (each member's Trainer also locks its sub-run);
+            # taken after reading the data, so bad data leaves no empty run directory.
+            with run_lock(run):
+                if run is not None:
+                    prepare_run_dir(run, resume=resume, overwrite=overwrite)
+                self._fit(series, cfg, source=source, run_dir=run, resume=resume)
         return self
 
     def _fit(
@@ -262,7 +267,9 @@ class Forecaster(Estimator):
         transform = TargetTransform(self.config.train.target_transform)
         scalers = (self.target_scaler_, self.past_scaler_, self.known_scaler_)
         levels = ensemble_forecast(self.nets_, history, transform, scalers, horizon, known_future)
-        return Prediction(*levels)
+        pred = Prediction(*levels)
+        _check_finite(pred, history, self.fitted_config_.loss)
+        return pred
 
     def predict(
         self, horizon: int | None = None, known_future: Any = None, *, history: Any = None
@@ -365,6 +372,7 @@ class Forecaster(Estimator):
             refit_every=b.refit_every,
             level=cfg.model.level,
             progress=self._say,
+            required=("rnn",),  # the forecaster under test; a failing baseline is reported
         )
 
     # -- saving ----------------------------------------------------------------------
@@ -407,6 +415,21 @@ class Forecaster(Estimator):
     def _upgrade_config(cls, raw: Any) -> Any:
         """Folders saved by earlier versions (``train.num_threads``) load too."""
         return upgrade_config(raw) if isinstance(raw, dict) else raw
+
+
+def _check_finite(pred: Prediction, history: SeriesData, loss: str) -> None:
+    """A one-line error instead of ``inf``/NaN forecasts (values too large for float64)."""
+    arrays = [pred.point] if loss == "mse" else list(pred)  # mse has no interval (NaN)
+    for s, name in enumerate(history.names):
+        if all(np.isfinite(a[s]).all() for a in arrays):
+            continue
+        largest = float(np.nanmax(np.abs(history.values[:, s])))
+        raise UserError(
+            f"the forecast of series {name!r} is not finite (inf or NaN): its history (values "
+            f"up to {largest:.3g}) overflows the model's arithmetic (float32 inside the "
+            "network, float64 in the data's units); divide the data by a power of ten (e.g. "
+            "work in millions), then fit and forecast on that scale"
+        )
 
 
 def _maybe_scaler(d: dict[str, Any] | None) -> StandardScaler | None:

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from rnnkit.errors import UserError
 from rnnkit.forecast.config import ForecasterConfig, ForecastTrainConfig
 from rnnkit.forecast.model import ForecastNet
-from rnnkit.forecast.scaling import StandardScaler, TargetTransform
+from rnnkit.forecast.scaling import StandardScaler, TargetTransform, check_scalable
 from rnnkit.forecast.series import SeriesData
 from rnnkit.forecast.windows import (
     Batches,
@@ -81,9 +81,16 @@ def prepare(data: SeriesData, model: ForecasterConfig, tr: ForecastTrainConfig) 
     if len(data) < need:
         raise UserError(
             f"series too short: {len(data)} steps, need at least {need} for lookback "
-            f"{c.lookback} and horizon {c.horizon}; use a smaller --lookback/--horizon"
+            f"{c.lookback} and horizon {c.horizon}; use a smaller --model.lookback or "
+            "--horizon (Python: lookback=, horizon=)"
         )
     # Scalers see the fit data only. Changes have ~0 mean: scale them, do not center.
+    after = f" (after the {transform.kind!r} transform)" if transform.kind != "none" else ""
+    check_scalable(
+        transform.model_series(data.values), [f"target column {n!r}" for n in data.names], after
+    )
+    check_scalable(data.past, [f"covariate column {n!r}" for n in data.past_names])
+    check_scalable(data.known, [f"covariate column {n!r}" for n in data.known_names])
     target_scaler = StandardScaler(with_mean=not transform.differenced).fit(
         transform.model_series(data.values)
     )

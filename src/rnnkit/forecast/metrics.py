@@ -56,8 +56,9 @@ def smape(y: np.ndarray, f: np.ndarray) -> float:
     if not y.size:
         return float("nan")
     denom = np.abs(y) + np.abs(f)
-    # 0/0 (both zero) is a perfect forecast, not NaN.
+    # 0/0 (both zero) is a perfect forecast, not NaN; a NaN forecast (a failed model) stays NaN.
     ratio = np.divide(np.abs(y - f), denom, out=np.zeros_like(denom), where=denom > 0)
+    ratio[np.isnan(f)] = np.nan
     return float(200.0 * np.mean(ratio))
 
 

@@ -189,8 +189,10 @@ class ForecastNet(nn.Module):
         if c.mode == "direct":
             if steps > c.horizon:
                 raise UserError(
-                    f"this model forecasts {c.horizon} steps at once (direct mode); retrain "
-                    f"with horizon >= {steps} or use mode='autoregressive'"
+                    f"this model forecasts {c.horizon} steps at once (direct mode); forecast "
+                    f"at most {c.horizon} steps (--horizon {c.horizon}), or retrain with horizon "
+                    f">= {steps} or in autoregressive mode ('rnnkit forecast train --horizon "
+                    f"{steps}')"
                 )
             kf = known_future[:, : c.horizon] if c.n_known else None
             out = self.quantiles(self(x, kf))

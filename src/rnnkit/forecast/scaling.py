@@ -10,12 +10,14 @@ before the first forecast origin.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from rnnkit.errors import UserError
 from rnnkit.forecast.config import TRANSFORMS
 
-__all__ = ["StandardScaler", "TargetTransform", "to_levels"]
+__all__ = ["StandardScaler", "TargetTransform", "check_scalable", "to_levels"]
 
 
 class TargetTransform:
@@ -49,7 +51,8 @@ class TargetTransform:
         if self.uses_log and np.any(y <= 0):
             raise UserError(
                 f"target transform {self.kind!r} needs positive values, found "
-                f"{float(np.min(y))}; use --target-transform diff or none"
+                f"{float(np.min(y))}; use --train.target_transform=diff or none (Python: "
+                "target_transform='diff')"
             )
 
     def f(self, y: np.ndarray) -> np.ndarray:
@@ -95,6 +98,7 @@ class StandardScaler:
         if ok.sum() < 2:
             raise UserError("too few rows to fit the scaler (need at least 2 without NaN)")
         rows = x[ok]
+        check_scalable(rows, [f"column {j}" for j in range(x.shape[1])])
         self.mean_ = rows.mean(axis=0) if self.with_mean else np.zeros(x.shape[1])
         scale = rows.std(axis=0)
         self.scale_ = np.where(scale > 1e-12, scale, 1.0)
@@ -122,6 +126,30 @@ class StandardScaler:
         out.scale_ = np.asarray(d["scale_"], dtype=np.float64)
         out.n_samples_ = int(d["n_samples_"])  # type: ignore[arg-type]
         return out
+
+
+def check_scalable(x: np.ndarray, names: Sequence[str], what: str = "") -> None:
+    """A one-line error when a column's mean or spread overflows float64.
+
+    Values near 1e300 are finite, but their squared deviations are not: the
+    scaler's standard deviation would be infinite and every forecast ``inf``.
+    ``x``: (T, C) with NaN rows allowed; ``names``: the C column names for the message.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    ok = ~np.isnan(x).any(axis=1)
+    if not ok.any():
+        return
+    rows = x[ok]
+    with np.errstate(over="ignore", invalid="ignore"):
+        bad = ~(np.isfinite(rows.mean(axis=0)) & np.isfinite(rows.std(axis=0)))
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        largest = float(np.max(np.abs(rows[:, j])))
+        raise UserError(
+            f"{names[j]}{what} cannot be scaled: its values (up to {largest:.3g} in "
+            "magnitude) overflow float64 arithmetic, so every forecast would be inf; divide "
+            "it by a power of ten (e.g. work in millions) and forecast again"
+        )
 
 
 def to_levels(

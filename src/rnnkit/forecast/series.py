@@ -1,5 +1,8 @@
 """Time series for forecasting: the :class:`SeriesData` container and its validation.
 
+Longer than 400 lines: the container and every check of bad input live together,
+so each rule sits beside its message and the option that lifts it.
+
 The container is :class:`SeriesData`: one shared time index, one or more target
 columns (several targets = several series for one *global* model), and two
 kinds of optional covariates:
@@ -13,11 +16,16 @@ Bad input never gives a silent wrong answer: :func:`from_frame` turns missing
 values, duplicate or irregular timestamps, non-numeric columns and too-short
 series into a :class:`~rnnkit.errors.UserError` naming the problem and the
 option that handles it (``fill="ffill"``, ``duplicates="mean"``, ``freq="B"``, ...).
-Reading files and built-in datasets is :mod:`rnnkit.forecast.data`.
+Infinite values (``inf``, or ``1e400`` in a CSV, which reads as infinity) are
+an error naming the column and the rows: they are a problem of the data, not
+of the training. Hints name the command-line flag (``--data.fill``) and the
+Python option (``fill=``). Reading files and built-in datasets is
+:mod:`rnnkit.forecast.data`.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -28,6 +36,7 @@ from rnnkit.errors import UserError
 __all__ = [
     "CALENDAR_FEATURES",
     "FILL_METHODS",
+    "GridError",
     "SeriesData",
     "calendar_features",
     "from_frame",
@@ -36,6 +45,19 @@ __all__ = [
 
 FILL_METHODS = ("none", "ffill", "interpolate", "drop")
 CALENDAR_FEATURES = ("month_sin", "month_cos", "weekday_sin", "weekday_cos")
+
+
+def _flag(key: str, value: str) -> str:
+    """How a user sets data option ``key``: the flag of every forecast command, then Python."""
+    return f"--data.{key}={value} (Python: {key}={value!r})"
+
+
+class GridError(UserError):
+    """Time stamps off the grid that was asked for (``grid``; ``example``: one of them)."""
+
+    def __init__(self, message: str, *, grid: str, example: object) -> None:
+        super().__init__(message)
+        self.grid, self.example = grid, example
 
 
 @dataclass(frozen=True)
@@ -159,7 +181,19 @@ def _numeric_column(frame: pd.DataFrame, col: str, role: str) -> np.ndarray:
                 f"{bad.index[0]}); drop it or convert it to numbers"
             )
         series = coerced
-    return series.to_numpy(dtype=np.float64)
+    values = series.to_numpy(dtype=np.float64)
+    infinite = np.isinf(values)
+    if infinite.any():
+        # The cause is the data: training on it would only end in a NaN loss.
+        stamps = [_stamp(t) for t in frame.index[infinite][:3]]
+        more = f" and {int(infinite.sum()) - 3} more" if infinite.sum() > 3 else ""
+        raise UserError(
+            f"{role} column {col!r} holds {int(infinite.sum())} infinite value(s) at "
+            f"{', '.join(stamps)}{more} ('inf', or a number beyond 1.8e308 such as 1e400); "
+            f"replace them with finite numbers, or empty those cells and fill the gaps "
+            f"with {_flag('fill', 'interpolate')}"
+        )
+    return values
 
 
 def from_frame(
@@ -191,7 +225,7 @@ def from_frame(
         freq: the grid. None infers it; an alias such as ``"D"`` reindexes onto
             that grid (new gaps are then missing values handled by ``fill``);
             ``"steps"`` treats rows as consecutive observations.
-        season: the seasonal period (default from the frequency).
+        season: the seasonal period (None or 0: from the frequency).
         calendar: add sine/cosine month or weekday features as known covariates.
 
     Raises:
@@ -205,9 +239,12 @@ def from_frame(
     if time_col is not None:
         if time_col not in frame.columns:
             raise UserError(
-                f"time column {time_col!r} not found; columns are {list(frame.columns)}"
+                f"time column {time_col!r} not found; columns are {list(frame.columns)} "
+                f"(name the time column with --data.time_col=NAME, Python: time_col=)"
             )
         frame = frame.set_index(time_col)
+    if len(frame) < 3:
+        raise UserError(f"series too short: {len(frame)} rows; need at least 3")
     known_cols, past_cols = list(known_cols or []), list(past_cols or [])
     for col in known_cols + past_cols + list(target_cols or []):
         if col not in frame.columns:
@@ -215,24 +252,37 @@ def from_frame(
     if target_cols is None:
         rest = [c for c in frame.columns if c not in known_cols + past_cols]
         target_cols = [c for c in rest if pd.api.types.is_numeric_dtype(frame[c])]
+        for c in rest if not target_cols else []:
+            if pd.to_numeric(frame[c], errors="coerce").notna().any():
+                _numeric_column(frame, c, "target")  # numbers and text: name a bad value
         if not target_cols:
             raise UserError(
-                f"no numeric target column among {rest}; name the targets with target_cols "
-                "(--target) and make sure they hold numbers"
+                f"no numeric target column among {rest}; name the target columns with "
+                "--data.target=COL,... (Python: target='COL,...', or from_frame's "
+                "target_cols=[...]) and make sure they hold numbers"
             )
     target_cols = list(target_cols)
     frame = frame[target_cols + known_cols + past_cols]
 
     # --- the time index: datetime or integer, sorted, unique
     index = frame.index
-    if pd.api.types.is_float_dtype(index) and np.all(np.mod(index.to_numpy(), 1) == 0):
+    stamps = index.to_numpy()
+    if (
+        pd.api.types.is_float_dtype(index)
+        and np.all(np.abs(stamps) < 2**53)  # finite, and exact as integers (NaN: False)
+        and np.all(np.mod(stamps, 1) == 0)
+    ):
         index = index.astype(np.int64)  # years stored as 1700.0
     if not pd.api.types.is_integer_dtype(index) and not isinstance(index, pd.DatetimeIndex):
         try:
-            index = pd.DatetimeIndex(pd.to_datetime(index))
-        except (ValueError, TypeError) as exc:
+            with warnings.catch_warnings():  # pandas' format guessing and casts: not ours
+                warnings.simplefilter("ignore", UserWarning)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                index = pd.DatetimeIndex(pd.to_datetime(index))
+        except (ValueError, TypeError, OverflowError) as exc:
+            example = index[0] if len(index) else None
             raise UserError(
-                f"cannot parse the time column as dates or integers (e.g. {index[0]!r}); "
+                f"cannot parse the time column as dates or integers (e.g. {example!r}); "
                 "use ISO dates (2020-01-31) or integer steps"
             ) from exc
     frame.index = index
@@ -244,7 +294,7 @@ def from_frame(
         if duplicates == "error":
             raise UserError(
                 f"duplicate timestamps ({int(dup.sum())} rows, first {frame.index[dup][0]}); "
-                "aggregate them first or pass duplicates='mean' / 'last' (--duplicates)"
+                f"aggregate them first or pass {_flag('duplicates', 'mean')} or 'last'"
             )
         numeric = frame.apply(lambda s: _coerce_numeric(s))
         grouped = numeric.groupby(level=0, sort=True)
@@ -257,19 +307,31 @@ def from_frame(
     # --- regular grid
     grid = _resolve_grid(frame.index, freq)
     if grid not in (None, "steps"):
-        full = pd.date_range(frame.index[0], frame.index[-1], freq=grid)
+        try:
+            full = pd.date_range(frame.index[0], frame.index[-1], freq=grid)
+        except (ValueError, TypeError) as exc:
+            raise UserError(
+                f"freq={grid!r} is not a pandas frequency alias ({exc}); use e.g. D, B, W, "
+                f"MS, h, or steps ({_flag('freq', 'D')})"
+            ) from exc
+        _check_grid_size(len(full), len(frame), grid)
         if len(full) != len(frame) or not full.equals(frame.index):
             if not frame.index.isin(full).all():
-                raise UserError(
-                    f"timestamps do not lie on the {grid!r} grid (e.g. "
-                    f"{frame.index[~frame.index.isin(full)][0]}); pass the right freq or "
-                    "freq='steps' to treat rows as consecutive observations"
+                example = frame.index[~frame.index.isin(full)][0]
+                raise GridError(
+                    f"timestamps do not lie on the {grid!r} grid (e.g. {example}); pass the "
+                    f"right grid ({_flag('freq', 'D')}) or --data.freq=steps to treat rows "
+                    "as consecutive observations",
+                    grid=grid,
+                    example=example,
                 )
             frame = frame.reindex(full)
     elif grid is None and pd.api.types.is_integer_dtype(frame.index) and len(frame) > 1:
         steps = np.diff(frame.index.to_numpy())
         step = int(np.min(steps))
         if np.any(steps != step):
+            span = (int(frame.index[-1]) - int(frame.index[0])) // step + 1
+            _check_grid_size(span, len(frame), f"every {step} steps")
             full = pd.Index(np.arange(frame.index[0], frame.index[-1] + 1, step), name=index.name)
             if not frame.index.isin(full).all():
                 raise UserError(
@@ -289,7 +351,9 @@ def from_frame(
         cal = calendar_features(frame.index, grid)
         frame = pd.concat([frame, cal], axis=1)
         known_cols = known_cols + list(cal.columns)
-    m = season if season is not None else infer_season(grid)
+    if season is not None and season < 0:
+        raise UserError(f"season must be >= 1 (0: from the frequency), got {season}")
+    m = season if season else infer_season(grid)
     return SeriesData(
         index=frame.index,
         values=frame[target_cols].to_numpy(),
@@ -303,6 +367,23 @@ def from_frame(
     )
 
 
+def _stamp(t: object) -> str:
+    """A time stamp for messages: ``2001-09-01`` rather than ``2001-09-01 00:00:00``."""
+    if isinstance(t, pd.Timestamp) and t == t.normalize():
+        return str(t.date())
+    return str(t)
+
+
+def _check_grid_size(n_grid: int, n_rows: int, grid: str) -> None:
+    """Refuse a reindex that would turn a few rows into a vast, mostly empty grid."""
+    if n_grid > max(1000 * n_rows, 100_000):
+        raise UserError(
+            f"reindexing {n_rows} rows onto the {grid} grid would make {n_grid:,} rows, almost "
+            "all missing; check the time column, or pass --data.freq=steps to treat rows as "
+            "consecutive observations"
+        )
+
+
 def _coerce_numeric(s: pd.Series) -> pd.Series:
     return s if pd.api.types.is_numeric_dtype(s) else pd.to_numeric(s, errors="coerce")
 
@@ -310,7 +391,10 @@ def _coerce_numeric(s: pd.Series) -> pd.Series:
 def _resolve_grid(index: pd.Index, freq: str | None) -> str | None:
     if not isinstance(index, pd.DatetimeIndex):
         if freq not in (None, "steps"):
-            raise UserError(f"freq={freq!r} needs a datetime time column; the index is integer")
+            raise UserError(
+                f"freq={freq!r} (--data.freq) needs a datetime time column; the time column "
+                "holds integers"
+            )
         return None
     if freq is not None:
         return freq
@@ -321,9 +405,10 @@ def _resolve_grid(index: pd.Index, freq: str | None) -> str | None:
         return inferred
     gaps = pd.Series(index[1:] - index[:-1])
     raise UserError(
-        f"timestamps are irregular (steps from {gaps.min()} to {gaps.max()}); pass freq='D' "
-        "(or another alias) to reindex onto a grid and fill='ffill' for the gaps, or "
-        "freq='steps' to treat rows as consecutive observations (e.g. trading days)"
+        f"timestamps are irregular (steps from {gaps.min()} to {gaps.max()}); pass "
+        f"{_flag('freq', 'D')} (or another pandas alias) to reindex onto a grid and "
+        "--data.fill=ffill for the gaps, or --data.freq=steps to treat rows as consecutive "
+        "observations (e.g. trading days)"
     )
 
 
@@ -339,17 +424,17 @@ def _infer_freq(index: pd.DatetimeIndex) -> str | None:
 
 def _fill(frame: pd.DataFrame, fill: str, grid: str | None) -> pd.DataFrame:
     nan = frame.isna()
-    first = frame.index[nan.any(axis=1).to_numpy()][0]
+    first = _stamp(frame.index[nan.any(axis=1).to_numpy()][0])
     if fill == "none":
         raise UserError(
-            f"{int(nan.to_numpy().sum())} missing values (first at {first}); pass fill='ffill' "
-            "or 'interpolate' (--fill) to fill them, or clean the data"
+            f"{int(nan.to_numpy().sum())} missing values (first at {first}); pass "
+            f"{_flag('fill', 'ffill')} or 'interpolate' to fill them, or clean the data"
         )
     if fill == "drop":
         if grid not in ("steps", None) or pd.api.types.is_integer_dtype(frame.index):
             raise UserError(
-                "fill='drop' would make the time grid irregular; use it with freq='steps' "
-                "or use fill='ffill' / 'interpolate'"
+                "fill='drop' would make the time grid irregular; use it with "
+                f"{_flag('freq', 'steps')}, or use --data.fill=ffill or interpolate"
             )
         return frame.dropna()
     if nan.iloc[0].any():
@@ -370,6 +455,6 @@ def calendar_features(index: pd.DatetimeIndex, freq: str | None) -> pd.DataFrame
         phase = 2 * np.pi * (index.month.to_numpy() - 1) / 12
         names = ("month_sin", "month_cos")
     else:
-        phase = 2 * np.pi * index.dayofweek.to_numpy() / 7
+        phase = 2 * np.pi * index.day_of_week.to_numpy() / 7
         names = ("weekday_sin", "weekday_cos")
     return pd.DataFrame({names[0]: np.sin(phase), names[1]: np.cos(phase)}, index=index)

@@ -165,7 +165,7 @@ def split_windows(
     if len(train_idx) < 8:
         raise UserError(
             f"only {len(train_idx)} training windows; use a longer series, a smaller "
-            "lookback/horizon or a smaller val_fraction"
+            "--model.lookback or --horizon, or a smaller --train.val_fraction"
         )
     val = tuple(t[val_idx] for t in tensors) if len(val_idx) else None
     return Windows(tuple(t[train_idx] for t in tensors), val, tensors, n_val, len(unique))
