@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "translate": ("rnnkit.translate.cli", "translation with attention: train, eval, predict"),
     "speech": ("rnnkit.speech.cli", "speech recognition with CTC: train, eval, transcribe"),
     "serve": ("rnnkit.serve.cli", "serve trained models: JSON APIs and a page in the browser"),
+    "export": ("rnnkit.export.cli", "export a trained model to ONNX (onnxruntime, devices)"),
 }
 
 

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils._pytree import tree_map
 
 from rnnkit.errors import UserError
 from rnnkit.nn.mingru import MinGRU, MinLSTM
@@ -71,7 +72,18 @@ def state_shapes(module: nn.Module) -> dict[str, tuple[int | str, ...]]:
 
 
 def _scan(body: Any, init: tuple[Tensor, ...], xs: tuple[Tensor, ...]) -> tuple[Any, Any]:
-    """torch's scan over dim 0 (imported late: a prototype API, used only for export)."""
+    """``(final carry, stacked outputs)`` of ``body`` over dim 0 of ``xs``.
+
+    Under ``torch.export`` this is torch's ``scan`` operator (a prototype API,
+    imported here only), which becomes one ONNX ``Scan``; run eagerly it is the
+    same loop in Python (torch's eager scan would compile the body first).
+    """
+    if not torch.compiler.is_exporting():
+        carry, outs = init, []
+        for t in range(xs[0].size(0)):
+            carry, y = body(carry, tuple(x[t] for x in xs))
+            outs.append(y)
+        return carry, tree_map(lambda *ys: torch.stack(ys), *outs)
     from torch._higher_order_ops.scan import scan
 
     # scan refuses inputs that alias each other (e.g. two layers' rows of one state
