@@ -57,11 +57,14 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server(model_dirs: dict[str, Path]) -> Iterator[str]:
     """``rnnkit serve`` on a free port of 127.0.0.1 (``--port 0``), with a token and a
     small pool (one worker, two waiting) so that a burst overflows it."""
-    cmd = [sys.executable, "-m", "rnnkit", "serve", *map(str, model_dirs.values())]
+    # Started where the models are, with the paths a person types: rnnkit serve runs/...
+    cwd = next(iter(model_dirs.values())).parents[1]
+    rel = [str(p.relative_to(cwd)) for p in model_dirs.values()]
+    cmd = [sys.executable, "-m", "rnnkit", "serve", *rel]
     cmd += ["--port", "0", "--token", TOKEN, "--threads", "1", "--workers", "1"]
     cmd += ["--queue-size", "2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
     lines: list[str] = []
     found = threading.Event()
     url: list[str] = []

@@ -41,14 +41,17 @@ def write_clip(path: Path, text: str = "ab", seed: int = 0) -> Path:
 
 
 def train_all(root: Path) -> dict[str, Path]:
-    """Train and save one tiny model per application under ``root``; name -> folder."""
+    """Train and save one tiny model per application in ``root/runs/<app>``; app -> folder."""
     from rnnkit.speech import Utterance
 
     out: dict[str, Path] = {}
-    clf = rnnkit.SentimentClassifier(preset="tiny", epochs=4, hidden_size=16, **QUIET)
+    root = root / "runs"
+    clf = rnnkit.SentimentClassifier(preset="tiny", epochs=20, hidden_size=16, **QUIET)
     clf.fit(TEXTS, LABELS, val_texts=TEXTS[:8], val_labels=LABELS[:8])
     out["sentiment"] = clf.save(root / "sentiment")
-    gen = rnnkit.TextGenerator(preset="tiny", max_steps=6, eval_interval=3, hidden_size=16, **QUIET)
+    gen = rnnkit.TextGenerator(
+        preset="tiny", max_steps=120, eval_interval=60, hidden_size=32, **QUIET
+    )
     out["textgen"] = gen.fit(TEXT, val_text=TEXT[:300]).save(root / "textgen")
     tr = rnnkit.Translator(preset="tiny", max_steps=40, eval_interval=20, hidden_size=32, **QUIET)
     out["translate"] = tr.fit(PAIRS, val_pairs=PAIRS[:6]).save(root / "translate")

@@ -217,6 +217,7 @@ export function forecast(panel, model) {
   const readout = h("p", { class: "readout", "aria-live": "polite" });
 
   function show(r) {
+    readout.textContent = "";
     const pick = h("select", { "aria-label": "series to plot" }, r.series.map((n) => h("option", { value: n, text: n })));
     const box = h("div", { class: "plot" });
     const legend = h("p", { class: "legend" }, h("span", { class: "key hist-key" }), " history ",
