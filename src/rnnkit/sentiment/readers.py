@@ -169,8 +169,14 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             continue
         try:
             row = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+            reason = (
+                exc.msg
+                if isinstance(exc, json.JSONDecodeError)
+                else "nested too deeply"
+                if isinstance(exc, RecursionError)
+                else "a number too long to read"  # Python's 4300-digit limit
+            )
             raise UserError(f"{path}, line {i}: not valid JSON ({reason})") from None
         if not isinstance(row, dict):
             raise UserError(f"{path}, line {i}: each line must be a JSON object")
