@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +94,17 @@ def test_without_the_extra_the_cli_says_what_to_install(model_dirs: dict) -> Non
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: {INSTALL}"
     assert 'pip install "rnnkit[serve]"' in INSTALL
+
+
+def test_a_taken_port_is_one_line(model_dirs: dict) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cmd = [sys.executable, "-m", "rnnkit", "serve", str(model_dirs["sentiment"])]
+        proc = subprocess.run(
+            [*cmd, "--port", str(port)], capture_output=True, text=True, timeout=120
+        )
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "in use" in last

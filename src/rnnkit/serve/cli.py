@@ -10,6 +10,7 @@ import argparse
 import importlib.util
 import ipaddress
 import os
+import socket
 import sys
 from typing import Any
 
@@ -152,31 +153,29 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(
         models, limits=limits, token=token, workers=args.workers, queue_size=args.queue_size
     )
-    config = uvicorn.Config(
-        app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=5
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5)
+    sock = _listen(args.host, args.port)  # bound here, so '--port 0' can say which port
+    port = sock.getsockname()[1]
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    hint = f"#token={token}" if token else ""
+    print(
+        f"serving on http://{shown}:{port}/{hint} (API docs: /docs; Ctrl-C stops)",
+        file=sys.stderr,
+        flush=True,
     )
-    server = uvicorn.Server(config)
-    _announce(server, args.host, token)
-    server.run()
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 
-def _announce(server: Any, host: str, token: str | None) -> None:
-    """Print the page's address once the socket is bound (``--port 0`` picks a free one)."""
-    startup = server.startup
-
-    async def started(*a: Any, **k: Any) -> None:
-        await startup(*a, **k)
-        for s in getattr(server, "servers", []):
-            for sock in s.sockets:
-                port = sock.getsockname()[1]
-                shown = f"[{host}]" if ":" in host else host
-                hint = f"#token={token}" if token else ""
-                print(
-                    f"serving on http://{shown}:{port}/{hint} (API docs: /docs; Ctrl-C stops)",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                return
-
-    server.startup = started
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (OSError, e.g. the port is taken, as is)."""
+    family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(addr)
+        sock.listen(2048)  # connections wait in the backlog until the server accepts them
+    except OSError:
+        sock.close()
+        raise
+    return sock
