@@ -12,9 +12,14 @@ For each T, forward + backward of one layer (B=8, D=H=256 by default) of
                   left out: a floor for any scan, so ``sequential / no scan`` is the
                   most that ``sequential / parallel`` could reach,
 
-timed in one process with all methods interleaved (A B C D A B C D ...), after
-a warm-up, reporting medians and ratios. glibc's allocator is tuned and
-denormal floats are flushed to zero for all alike.
+timed in one process, every method once per round in a new random order, after a
+warm-up, reporting medians and ratios. ``parallel (A/A)`` is the parallel method
+timed again under another name: its ratio to ``parallel`` must read 1.00 +/- 0.05,
+else the table says it is unreliable. ``--processes N`` measures the headline
+ratios again in fresh processes (N rounds of parallel, sequential, nn.GRU and
+parallel again, in random order). The header records the load before and after,
+the threads and the allocator setting. glibc's allocator is tuned and denormal
+floats are flushed to zero for all alike.
 
 Peak memory: each (method, T) runs once more in a fresh subprocess that
 resets the kernel's peak-RSS counter (``/proc/self/clear_refs`` <- 5), reads
@@ -29,23 +34,26 @@ and peak memory is CUDA's own count: ``torch.cuda.max_memory_allocated()``
 during one forward + backward minus the memory allocated before it, in the
 same process (the caching allocator's peak of live tensors, not its reserve).
 
-Run: ``python benchmarks/scan_speed.py [--lengths 256,1024,4096] [--threads N] [--device cuda]``.
+Run: ``python benchmarks/scan_speed.py [--lengths 256,1024,4096] [--threads N] [--device cuda]
+[--processes 5]``; ``--quick`` for a smoke run. How to read it: benchmarks/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
-import time
+from pathlib import Path
 
 import torch
 
-from rnnkit.nn import MinGRU
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import timing  # noqa: E402  (benchmarks/timing.py)
+
+from rnnkit.nn import MinGRU  # noqa: E402
+from rnnkit.runtime import tune_allocator  # noqa: E402
 
 METHODS = ("parallel", "sequential", "step loop", "nn.GRU", "no scan")
 
@@ -83,25 +91,68 @@ def fwd_bwd(model: torch.nn.Module, x: torch.Tensor, method: str) -> None:
 
 
 def time_all(B: int, T: int, D: int, H: int, repeats: int, device: str = "cpu") -> dict[str, float]:
-    """Median seconds of one forward + backward per method, interleaved."""
+    """Median seconds of one forward + backward per method, random order every round."""
     models = {m: build(m, D, H, device) for m in METHODS}
     x = torch.randn(B, T, D, device=device, requires_grad=True)
-    for m, model in models.items():  # warm-up: first-call allocations, oneDNN/cuDNN setup
-        fwd_bwd(model, x, m)
-    sync(device)
-    times: dict[str, list[float]] = {m: [] for m in METHODS}
-    for r in range(repeats):
-        k = r % len(METHODS)
-        order = METHODS[k:] + METHODS[:k]  # rotate who goes first
-        for m in order:
+
+    def run(m: str):
+        def call() -> None:
             models[m].zero_grad(set_to_none=True)
             x.grad = None
-            sync(device)
-            t0 = time.perf_counter()
             fwd_bwd(models[m], x, m)
-            sync(device)
-            times[m].append(time.perf_counter() - t0)
-    return {m: statistics.median(v) for m, v in times.items()}
+
+        return call
+
+    fns = timing.with_aa({m: run(m) for m in METHODS}, "parallel")
+    times = timing.run_rounds(fns, warmup=1, repeats=repeats, sync=lambda: sync(device))
+    return timing.medians(times)
+
+
+def time_child(method: str, B: int, T: int, D: int, H: int, repeats: int, device: str) -> None:
+    """In a fresh process: the median seconds of ``method``'s forward + backward, as JSON."""
+    model = build(method, D, H, device)
+    x = torch.randn(B, T, D, device=device, requires_grad=True)
+
+    def call() -> None:
+        model.zero_grad(set_to_none=True)
+        x.grad = None
+        fwd_bwd(model, x, method)
+
+    times = timing.run_rounds({method: call}, warmup=1, repeats=repeats, sync=lambda: sync(device))
+    print(json.dumps({"seconds": statistics.median(times[method])}))
+
+
+def confirm(B: int, T: int, D: int, H: int, rounds: int, args: argparse.Namespace) -> str:
+    """Headline ratios at T from fresh processes: a markdown row."""
+    cmd = [
+        sys.executable,
+        __file__,
+        "--batch",
+        str(B),
+        "--lengths",
+        str(T),
+        "--input-size",
+        str(D),
+        "--hidden-size",
+        str(H),
+        "--repeats",
+        str(args.repeats),
+        "--threads",
+        str(args.threads),
+        "--device",
+        args.device,
+        "--time-child",
+    ]
+    names = ["parallel", "sequential", "nn.GRU"]
+    commands = {m: [*cmd, m] for m in names} | {"parallel (A/A)": [*cmd, "parallel"]}
+    med = timing.medians(timing.alternate_processes(commands, rounds))
+    aa = med["parallel (A/A)"] / med["parallel"]
+    verdict = "ok" if timing.aa_verdict(aa) == "ok" else "UNRELIABLE"
+    return (
+        f"| {T} | {' | '.join(f'{med[m] * 1e3:.1f}' for m in names)} "
+        f"| {med['sequential'] / med['parallel']:.2f}x | {med['nn.GRU'] / med['parallel']:.2f}x "
+        f"| {aa:.2f} {verdict} |"
+    )
 
 
 def _status_kib(field: str) -> int:
@@ -167,8 +218,13 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=7, help="timed runs per method and T")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
     p.add_argument("--device", default="cpu", help="cpu, or cuda / cuda:N for a GPU")
+    p.add_argument("--processes", type=int, default=0, help="rounds in fresh processes (0: none)")
+    p.add_argument("--quick", action="store_true", help="a smoke run: T=32,64, 2 repeats")
     p.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--time-child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.quick:
+        args.lengths, args.repeats, args.processes = "32,64", 2, min(args.processes, 1)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit(f"error: --device {args.device} but torch sees no CUDA device")
     if args.threads:
@@ -181,29 +237,26 @@ def main() -> None:
     if args.memory_child:
         memory_child(args.memory_child, B, lengths[0], D, H)
         return
-
-    from rnnkit.training import tune_allocator
-
-    tune_allocator()
-    with open("/proc/cpuinfo") as f:
-        cpu = next(
-            (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")),
-            platform.processor(),
-        )
+    malloc = tune_allocator()
+    if args.time_child:
+        time_child(args.time_child, B, lengths[0], D, H, args.repeats, args.device)
+        return
+    load_before = timing.loadavg()
+    where = timing.cpu_model()
     if args.device.startswith("cuda"):
-        cpu = f"{torch.cuda.get_device_name(args.device)} (GPU), host {cpu}"
+        where = f"{torch.cuda.get_device_name(args.device)} (GPU), host {where}"
     print(
-        f"# {cpu}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads; B={B} D={D} H={H}, forward+backward, "
-        f"median of {args.repeats} interleaved runs\n"
+        f"# {where}; B={B} D={D} H={H}, forward+backward, median of {args.repeats} rounds "
+        f"(each in a new random order)\n"
     )
     print(
         "| T | parallel ms | sequential ms | step loop ms | nn.GRU ms | no scan ms "
         "| sequential / parallel | step loop / parallel | nn.GRU / parallel "
         "| sequential / no scan (ceiling) "
-        "| peak extra MB: parallel / sequential / step loop / nn.GRU |"
+        "| peak extra MB: parallel / sequential / step loop / nn.GRU | A/A |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    verdicts = []
     for T in lengths:
         reps = args.repeats if T <= 1024 else max(3, args.repeats // 2)
         t = time_all(B, T, D, H, reps, args.device)
@@ -215,7 +268,31 @@ def main() -> None:
         ms = " | ".join(f"{t[m] * 1e3:.1f}" for m in METHODS)
         ratios = " | ".join(f"{t[m] / t['parallel']:.2f}x" for m in measured[1:])
         ceiling = f"{t['sequential'] / t['no scan']:.2f}x"
-        print(f"| {T} | {ms} | {ratios} | {ceiling} | {' / '.join(mem)} |", flush=True)
+        aa = t["parallel (A/A)"] / t["parallel"]
+        verdicts.append((T, timing.aa_verdict(aa)))
+        ok = "ok" if verdicts[-1][1] == "ok" else "UNRELIABLE"
+        print(
+            f"| {T} | {ms} | {ratios} | {ceiling} | {' / '.join(mem)} | {aa:.2f} {ok} |",
+            flush=True,
+        )
+    print()
+    for T, verdict in verdicts:
+        if verdict != "ok":
+            print(f"A/A at T={T}: {verdict}")
+    if args.processes:
+        print(
+            f"\nSeparate processes: medians of {args.processes} fresh processes per method "
+            "(random order per round; parallel twice: the process-level A/A)\n"
+        )
+        print(
+            "| T | parallel ms | sequential ms | nn.GRU ms | sequential / parallel "
+            "| nn.GRU / parallel | A/A |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        for T in lengths:
+            print(confirm(B, T, D, H, args.processes, args), flush=True)
+    print()
+    print("\n".join(timing.environment(load_before, timing.loadavg(), malloc)))
 
 
 if __name__ == "__main__":
