@@ -147,6 +147,11 @@ class ExportRecurrent(nn.Module):
         ``step`` runs them; not its fast step, whose cached weight layouts are for
         eager torch and mean nothing to a graph.
         """
+        if self.bidirectional:
+            raise UserError(
+                "step() needs a unidirectional module: the reverse direction reads the "
+                "sequence from its end"
+            )
         hx = self._initial(x_t, state, self.module.num_layers)
         parts = len(hx)
         x, finals = x_t, []
