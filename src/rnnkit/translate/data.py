@@ -181,9 +181,24 @@ def cleaned(pairs: Sequence[Pair], what: str, say: Say = _silent) -> list[Pair]:
     kept, dropped = clean_pairs(pairs)
     if dropped:
         say(f"translate: dropped {dropped} {what} pairs with an empty side")
+    if not pairs:
+        raise UserError(f"there are no {what} sentence pairs (the data is empty); check it")
     if not kept:
-        raise UserError(f"no {what} sentence pairs left (all empty); check the data")
+        raise UserError(
+            f"no {what} sentence pairs left: all {len(pairs)} have an empty side; check the data"
+        )
     return kept
+
+
+def _hold_out(pairs: list[Pair], fraction: float, what: str) -> tuple[list[Pair], list[Pair]]:
+    """The last ``fraction`` of ``pairs`` (at least one) held out for validation."""
+    n_val = max(1, int(round(len(pairs) * fraction)))
+    if len(pairs) - n_val < 1:
+        raise UserError(
+            f"{what} has {len(pairs)} sentence pair(s): too few to hold out validation "
+            "(data.val_fraction); use more pairs or give validation data (data.val_source)"
+        )
+    return pairs[:-n_val], pairs[-n_val:]
 
 
 def prepare_pairs(cfg: TranslateDataConfig, say: Say = _silent) -> tuple[list[Pair], list[Pair]]:
@@ -194,8 +209,7 @@ def prepare_pairs(cfg: TranslateDataConfig, say: Say = _silent) -> tuple[list[Pa
     elif cfg.source.partition(":")[0] == "multi30k":
         val = load_pairs("multi30k:val", src_lang=cfg.src_lang, tgt_lang=cfg.tgt_lang)
     else:
-        n_val = max(1, int(round(len(pairs) * cfg.val_fraction)))
-        pairs, val = pairs[:-n_val], pairs[-n_val:]
+        pairs, val = _hold_out(pairs, cfg.val_fraction, cfg.source)
     return cleaned(pairs, "training", say), cleaned(val, "validation", say)
 
 
@@ -223,8 +237,7 @@ def fit_pairs(
     else:
         train = cleaned(as_pairs(pairs, "training"), "training", say)
         if val_pairs is None:
-            n_val = max(1, int(round(len(train) * cfg.val_fraction)))
-            train, val = train[:-n_val], train[-n_val:]
+            train, val = _hold_out(train, cfg.val_fraction, "the data passed to fit()")
             what = f"the last {cfg.val_fraction:.0%} of the pairs passed to fit()"
     if val_pairs is not None:
         val = cleaned(as_pairs(val_pairs, "validation"), "validation", say)
