@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -27,6 +28,20 @@ def test_a_run_directory_is_read_through_best(model_dirs: dict, tmp_path: Path) 
     (m,) = load_models([run])
     assert m.app == "textgen" and m.name == "shakespeare"
     assert m.card and "TextGenerator" in m.card
+
+
+def test_a_run_directory_of_training_gets_a_card(tmp_path: Path) -> None:
+    from tiny_models import QUIET, TEXT
+
+    gen = rnnkit.TextGenerator(preset="tiny", max_steps=4, eval_interval=2, hidden_size=8, **QUIET)
+    gen.fit(TEXT, val_text=TEXT[:300], run_dir=tmp_path / "runs" / "shakespeare")
+    assert not (tmp_path / "runs" / "shakespeare" / "best" / "README.md").exists()
+    (m,) = load_models([tmp_path / "runs" / "shakespeare"])
+    assert m.name == "shakespeare" and m.app == "textgen"
+    assert m.card.startswith("(This run directory holds no README.md")
+    assert "# TextGenerator" in m.card
+    best = json.loads((tmp_path / "runs" / "shakespeare" / "best" / "best.json").read_text())
+    assert m.metrics == best and m.metrics["val_loss"] == pytest.approx(gen.metrics_["loss"])
 
 
 def test_folders_written_before_manifests_are_known_by_their_files(

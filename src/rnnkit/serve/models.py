@@ -58,6 +58,7 @@ class ServedModel:
     estimator: Any
     card: str = ""
     info: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
 
     def describe(self, limits: Limits) -> dict[str, Any]:
         """The ``GET /models`` entry: application, metrics, model card and page hints."""
@@ -68,7 +69,7 @@ class ServedModel:
             "estimator": type(est).__name__,
             "title": APPS[self.app][1],
             "path": str(self.path),
-            "metrics": jsonable(dict(getattr(est, "metrics_", {}) or {})),
+            "metrics": jsonable(self.metrics),
             "card": self.card,
             "info": self.info,
             "limits": limits.as_dict(),
@@ -150,16 +151,31 @@ def detect_app(path: str | Path) -> str:
     return app
 
 
-def _card(p: Path) -> str:
-    """The model card (README.md) of the loaded folder, or of an ensemble's first member."""
+def _card(p: Path, est: Any) -> str:
+    """The model card: ``README.md`` of the loaded folder (written by ``save()``), else,
+    for a run directory (training writes no card), the card ``save()`` would write."""
     for d in (p, _model_dir(p)):
         if (d / "README.md").is_file():
             return (d / "README.md").read_text(encoding="utf-8", errors="replace")
-    if (p / "ensemble.json").is_file():
-        members = sorted(x for x in p.iterdir() if x.is_dir() and x.name.startswith("member"))
-        if members:
-            return _card(members[0])
-    return ""
+    from rnnkit.model_card import model_card
+
+    note = "(This run directory holds no README.md; this is the card that save() writes.)"
+    return f"{note}\n\n{model_card(est)}"
+
+
+def _metrics(p: Path, est: Any) -> dict[str, Any]:
+    """The metrics saved with the model (``manifest.json``, or an ensemble's
+    ``ensemble.json``); for a run directory whose ``best/`` was written by the training
+    loop without them, its ``best.json`` record (step and validation figures)."""
+    saved = dict(getattr(est, "metrics_", {}) or {})
+    best = _model_dir(p) / "best.json"
+    if saved or not best.is_file():
+        return saved
+    try:
+        record = json.loads(best.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return saved
+    return dict(record) if isinstance(record, dict) else saved
 
 
 def _name(p: Path, taken: set[str]) -> str:
@@ -216,5 +232,6 @@ def load_models(
         est = cls.load(p, device=device, threads=threads, verbose=False)
         name = _name(p, taken)
         taken.add(name)
-        out.append(ServedModel(name, app, p, est, _card(p), _info(app, est, limits)))
+        info = _info(app, est, limits)
+        out.append(ServedModel(name, app, p, est, _card(p, est), info, _metrics(p, est)))
     return out
