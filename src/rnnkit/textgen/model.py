@@ -156,6 +156,7 @@ def sample_next(
         probs = sorted_logits.softmax(-1)
         # Drop an id when the ids before it already reach top_p; the first always stays.
         drop = probs.cumsum(-1) - probs >= top_p
+        drop[..., 0] = False  # also when top_p underflows to 0 in float32
         sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
     probs = logits.softmax(-1)
