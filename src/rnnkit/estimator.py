@@ -238,6 +238,10 @@ class Estimator:
         if self.verbose:
             print(message, file=sys.stderr)
 
+    def _trainer_meta(self) -> dict[str, str]:
+        """What a training run's checkpoints record in their manifest: who loads them."""
+        return {"app": self.app, "estimator": type(self).__name__}
+
     # -- fitted state --------------------------------------------------------------
 
     def _is_fitted(self) -> bool:

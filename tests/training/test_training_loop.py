@@ -506,3 +506,21 @@ def test_cuda_training_resumes_and_checkpoint_loads_on_cpu(tmp_path):
     for pa, pb in zip(cpu_model.parameters(), resumed_model.parameters(), strict=True):
         assert not pa.is_cuda
         torch.testing.assert_close(pa, pb.detach().cpu())
+
+
+def test_checkpoints_record_who_loads_them_and_best_its_metrics(tmp_path):
+    from rnnkit.training import read_manifest
+
+    cfg = _cfg(max_steps=4, eval_interval=2)
+    Trainer(
+        TinyLM(),
+        lm_loss,
+        StreamBatches(_stream(600), 4, 10),
+        config=cfg,
+        evaluate=lambda m: {"val_loss": 1.0},
+        run_dir=tmp_path,
+        meta={"app": "textgen", "estimator": "TextGenerator"},
+    ).fit()
+    best, last = read_manifest(tmp_path / "best"), read_manifest(tmp_path / "checkpoint")
+    assert best["app"] == last["app"] == "textgen" and best["estimator"] == "TextGenerator"
+    assert best["metrics"] == {"step": 2, "val_loss": 1.0}

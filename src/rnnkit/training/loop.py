@@ -368,6 +368,8 @@ class Trainer:
         evaluate: ``(model) -> dict[str, float]``, more validation metrics.
         run_dir: where metrics and checkpoints go (``None``: nothing is written).
         save_config: JSON-able dict written as ``config.json`` in every checkpoint.
+        meta: more fields for every checkpoint's ``manifest.json`` (``app``,
+            ``estimator``: what loads it; ``best/`` adds its ``metrics``).
         extra_json: more JSON files for every checkpoint (``{"vocab.json": {...}}``).
         resume: continue from ``run_dir/checkpoint`` (error if there is none).
         overwrite: replace a run already in ``run_dir`` (without it, and without
@@ -387,6 +389,7 @@ class Trainer:
         evaluate: Callable[[nn.Module], Mapping[str, float]] | None = None,
         run_dir: str | os.PathLike[str] | None = None,
         save_config: Mapping[str, Any] | None = None,
+        meta: Mapping[str, Any] | None = None,
         extra_json: Mapping[str, Any] | None = None,
         resume: bool = False,
         overwrite: bool = False,
@@ -411,6 +414,7 @@ class Trainer:
         self.evaluate_fn = evaluate
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.save_config = dict(save_config or {})
+        self.meta = dict(meta or {})
         self.extra_json = dict(extra_json or {})
         self.resume = resume
         self.optimizer = optimizer if optimizer is not None else build_optimizer(model, config)
@@ -503,6 +507,7 @@ class Trainer:
                 "carry.safetensors": carry_tensors,
             },
             json_files={"trainer_state.json": state},
+            meta=self.meta,
         )
 
     def _load_checkpoint(self) -> None:
@@ -518,6 +523,9 @@ class Trainer:
         # repeat save_config/extra_json still writes checkpoints one can sample from.
         if not self.save_config:
             self.save_config = dict(ckpt.read_json(d / "config.json"))
+        if not self.meta:
+            saved = ckpt.read_manifest(d) or {}
+            self.meta = {k: saved[k] for k in ("app", "estimator") if k in saved}
         for f in sorted(d.glob("*.json")):
             if f.name not in _BOOKKEEPING_JSON and f.name not in self.extra_json:
                 self.extra_json[f.name] = ckpt.read_json(f)
@@ -550,6 +558,7 @@ class Trainer:
             config=self.save_config,
             extra_json=self.extra_json,
             json_files={"best.json": {"step": self.pos.step, **dict(metrics)}},
+            meta={**self.meta, "metrics": {"step": self.pos.step, **dict(metrics)}},
         )
 
     # -- evaluation ----------------------------------------------------------
