@@ -51,3 +51,31 @@ def tiny_config(**model: object) -> SpeechConfig:
             eval_metric="val_wer",
         ),
     )
+
+
+def wav_bytes(
+    data: bytes,
+    *,
+    rate: int = SR,
+    channels: int = 1,
+    bits: int = 16,
+    fmt: int = 1,
+    declared: int | None = None,
+) -> bytes:
+    """A RIFF/WAVE file written by hand, every header field as given (``declared``: the
+    data chunk's stated size, default the true one): real files with broken headers."""
+    import struct
+
+    block = channels * bits // 8
+    fields = (fmt, channels, rate, rate * block, block, bits)
+    masks = (0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFF, 0xFFFF)  # as a broken writer would
+    fmt_chunk = struct.pack("<HHIIHH", *(v & m for v, m in zip(fields, masks, strict=True)))
+    size = len(data) if declared is None else declared
+    body = b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt_chunk
+    body += b"data" + struct.pack("<I", size) + data
+    return b"RIFF" + struct.pack("<I", len(body) & 0xFFFFFFFF) + body
+
+
+def pcm16(samples: np.ndarray) -> bytes:
+    """Samples in [-1, 1] as little-endian 16-bit PCM."""
+    return (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()

@@ -20,7 +20,7 @@ from torch import Tensor
 from rnnkit.errors import UserError
 from rnnkit.speech.data import Utterance, audio_of, normalize_text
 from rnnkit.speech.decode import error_rates, greedy_decode
-from rnnkit.speech.features import LogMel
+from rnnkit.speech.features import AudioTooLong, LogMel
 
 __all__ = [
     "CharVocab",
@@ -92,20 +92,28 @@ def encode_utterances(
     subsample: int,
     skip: bool,
     say: Callable[[str], None] = lambda message: None,
+    max_seconds: float = 0.0,
 ) -> list[tuple[Tensor, list[int]]]:
     """(un-normalised log-mels (T, M), labels) per utterance.
 
-    ``skip=True``: unreadable/empty audio, characters outside the vocabulary
-    and audio too short for its transcript under CTC (``T // subsample`` frames)
+    ``skip=True``: unreadable/empty audio, characters outside the vocabulary,
+    audio too short for its transcript under CTC (``T // subsample`` frames) and
+    audio longer than ``max_seconds`` (> 0; the training limit ``data.max_audio_seconds``)
     are dropped and counted (one line to ``say``); ``skip=False``: the first one
     raises :class:`UserError`.
     """
     sr, s = features.config.sample_rate, subsample
     out: list[tuple[Tensor, list[int]]] = []
-    skipped = {"unreadable": 0, "unknown characters": 0, "too short for CTC": 0}
+    too_long = f"longer than data.max_audio_seconds={max_seconds:g}"
+    skipped = {"unreadable": 0, "unknown characters": 0, "too short for CTC": 0, too_long: 0}
     for u in utts:
         try:
-            audio = audio_of(u, sr)
+            audio = audio_of(u, sr, max_seconds=max_seconds)
+        except AudioTooLong:
+            if not skip:
+                raise
+            skipped[too_long] += 1
+            continue
         except UserError:
             if not skip:
                 raise

@@ -8,6 +8,7 @@ versions load unchanged.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,10 @@ class SpeechDataConfig:
     max_words: int = 7
     batch_size: int = 32
     lm_order: int = 3  # character n-gram LM fitted on the training transcripts
+    # Training utterances longer than this many seconds are skipped and counted (one
+    # 10-minute clip pads its whole batch and stalls backward for minutes); 0 = no limit.
+    # evaluate/transcribe take audio of any length.
+    max_audio_seconds: float = 60.0
 
     def validate(self) -> None:
         if self.task not in ("words", "connected"):
@@ -49,6 +54,10 @@ class SpeechDataConfig:
             raise UserError(f"data.split must be take or speaker, got {self.split!r}")
         if self.batch_size <= 0:
             raise UserError(f"data.batch_size must be > 0, got {self.batch_size}")
+        if not (math.isfinite(self.max_audio_seconds) and self.max_audio_seconds >= 0):
+            raise UserError(
+                f"data.max_audio_seconds must be >= 0 (0: no limit), got {self.max_audio_seconds}"
+            )
 
 
 @dataclass(kw_only=True)

@@ -24,6 +24,7 @@ lower case, single spaces).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -31,14 +32,16 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from rnnkit.data.download import RemoteFile, fetch
+from rnnkit.data.files import check_file, read_text, split_lines
 from rnnkit.errors import UserError
 from rnnkit.speech.config import SpeechConfig
-from rnnkit.speech.features import load_audio
+from rnnkit.speech.features import AudioTooLong, load_audio
 
 __all__ = [
     "DIGIT_WORDS",
@@ -88,27 +91,29 @@ def normalize_text(text: str) -> str:
 
 
 def read_manifest(path: str | os.PathLike[str]) -> list[Utterance]:
-    """Utterances of a CSV/TSV (header with ``path`` and ``transcript``/``text``) or JSONL file."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"manifest {p} not found; pass a .csv, .tsv or .jsonl file or 'fsdd'")
-    rows: list[dict[str, str]] = []
-    try:
-        if p.suffix == ".jsonl":
-            with open(p, encoding="utf-8") as f:
-                for n, line in enumerate(f, 1):
-                    if line.strip():
-                        try:
-                            rows.append(json.loads(line))
-                        except json.JSONDecodeError as exc:
-                            raise UserError(f"{p} line {n} is not valid JSON ({exc})") from exc
-        elif p.suffix in (".csv", ".tsv"):
-            with open(p, encoding="utf-8", newline="") as f:
-                rows = list(csv.DictReader(f, delimiter="\t" if p.suffix == ".tsv" else ","))
-        else:
-            raise UserError(f"manifest {p} must end in .csv, .tsv or .jsonl")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"manifest {p} is not UTF-8 text ({exc})") from exc
+    """Utterances of a CSV/TSV (header with ``path`` and ``transcript``/``text``) or JSONL file.
+
+    The file is UTF-8 (a byte-order mark is dropped). A missing file, a directory, an
+    unreadable file, a malformed row and a field of the wrong type are one-line errors.
+    """
+    p = check_file(path, what="manifest", hint="pass a .csv, .tsv or .jsonl file or 'fsdd'")
+    if p.suffix not in (".jsonl", ".csv", ".tsv"):
+        raise UserError(f"manifest {p} must end in .csv, .tsv or .jsonl")
+    text = read_text(p, what="manifest")
+    rows: list[Any] = []
+    if p.suffix == ".jsonl":
+        for n, line in enumerate(split_lines(text), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except (json.JSONDecodeError, RecursionError) as exc:
+                    raise UserError(f"{p} line {n} is not valid JSON ({exc})") from None
+    else:
+        delimiter = "\t" if p.suffix == ".tsv" else ","
+        try:
+            rows = list(csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter))
+        except csv.Error as exc:
+            raise UserError(f"cannot read manifest {p} ({exc}); check its format") from None
     out = []
     for n, row in enumerate(rows, 1):
         if not isinstance(row, dict):
@@ -117,8 +122,14 @@ def read_manifest(path: str | os.PathLike[str]) -> list[Utterance]:
         audio = row.get("path", row.get("audio"))
         if audio is None or text is None:
             raise UserError(
-                f"{p} entry {n} needs a 'path' and a 'transcript' (or 'text') field, "
-                f"got {sorted(row)}"
+                f"{p} entry {n} needs a 'path' and a 'transcript' (or 'text') field, got "
+                f"{sorted(str(k) for k, v in row.items() if v is not None)}"
+            )
+        if not isinstance(audio, str) or not audio.strip():
+            raise UserError(f"{p} entry {n}: 'path' must name an audio file, got {audio!r:.60}")
+        if not isinstance(text, str | int | float) or isinstance(text, bool):
+            raise UserError(
+                f"{p} entry {n}: the transcript must be text, got {type(text).__name__}"
             )
         full = Path(audio) if Path(audio).is_absolute() else p.parent / audio
         out.append(
@@ -133,7 +144,7 @@ def read_librispeech(root: str | os.PathLike[str]) -> list[Utterance]:
     """Utterances of a LibriSpeech-style tree (``*.trans.txt`` beside the audio files)."""
     out = []
     for trans in sorted(Path(root).rglob("*.trans.txt")):
-        for line in trans.read_text(encoding="utf-8").splitlines():
+        for line in split_lines(read_text(trans, what="transcript file")):
             if not line.strip():
                 continue
             key, _, text = line.strip().partition(" ")
@@ -143,8 +154,8 @@ def read_librispeech(root: str | os.PathLike[str]) -> list[Utterance]:
             out.append(Utterance(str(audio), normalize_text(text), key.split("-")[0], key))
     if not out:
         raise UserError(
-            f"{root} holds no *.trans.txt files; pass a LibriSpeech-style folder, a manifest "
-            "(.csv/.tsv/.jsonl) or 'fsdd'"
+            f"folder {root} holds no *.trans.txt files; pass a LibriSpeech-style folder, a "
+            "manifest (.csv/.tsv/.jsonl) or 'fsdd'"
         )
     return out
 
@@ -252,11 +263,21 @@ def load_source(source: str, *, quiet: bool = False, **fsdd_kwargs: object) -> l
 # ---------------------------------------------------------------------------
 
 
-def audio_of(u: Utterance, sample_rate: int) -> np.ndarray:
-    """The mono float32 samples of ``u`` (read and resampled when it is a file)."""
+def audio_of(u: Utterance, sample_rate: int, *, max_seconds: float = 0.0) -> np.ndarray:
+    """The mono float32 samples of ``u`` (read and resampled when it is a file).
+
+    ``max_seconds > 0``: longer audio raises :class:`~rnnkit.speech.features.AudioTooLong`
+    (a file is judged by its header, before its samples are read).
+    """
     if isinstance(u.audio, np.ndarray):
-        return np.asarray(u.audio, dtype=np.float32).flatten()
-    return load_audio(u.audio, sample_rate)
+        audio = np.asarray(u.audio, dtype=np.float32).flatten()
+        if max_seconds > 0 and len(audio) > max_seconds * sample_rate:
+            seconds = len(audio) / sample_rate
+            raise AudioTooLong(
+                f"{u.key} lasts {seconds:.1f} s, more than {max_seconds:g} s", seconds=seconds
+            )
+        return audio
+    return load_audio(u.audio, sample_rate, max_seconds=max_seconds)
 
 
 AudioInput = str | os.PathLike[str] | np.ndarray | torch.Tensor

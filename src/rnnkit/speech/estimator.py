@@ -13,7 +13,8 @@ the save/load hooks of the base :class:`~rnnkit.estimator.Estimator`::
 
 Bad data is skipped with a count during training (unreadable or empty audio,
 characters outside the alphabet, audio too short for its transcript under
-CTC); ``evaluate`` and ``transcribe`` raise a one-line error instead.
+CTC, audio longer than ``data.max_audio_seconds``); ``evaluate`` and ``transcribe``
+raise a one-line error instead (and take audio of any length).
 """
 
 from __future__ import annotations
@@ -152,12 +153,16 @@ class SpeechRecognizer(Estimator):
         self.lm_: CharNgramLM | None = CharNgramLM(cfg.data.lm_order).fit(texts)
         self.features_ = LogMel(cfg.features)
         s = cfg.model.subsample if cfg.model.conv_channels else 1
-        train_items = encode_utterances(
-            train, self.vocab_, self.features_, subsample=s, skip=True, say=self._say
+        encode = functools.partial(
+            encode_utterances,
+            vocab=self.vocab_,
+            features=self.features_,
+            subsample=s,
+            skip=True,
+            say=self._say,
+            max_seconds=cfg.data.max_audio_seconds,
         )
-        val_items = encode_utterances(
-            val, self.vocab_, self.features_, subsample=s, skip=True, say=self._say
-        )
+        train_items, val_items = encode(train), encode(val)
         if not train_items or not val_items:
             raise UserError("no usable training or validation utterances are left after skipping")
         self.features_.fit([f for f, _ in train_items])

@@ -23,17 +23,21 @@ mel-spaced points ``f[m], f[m+1], f[m+2]`` (n_mels + 2 points from ``fmin`` to
 from __future__ import annotations
 
 import os
+import re
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from rnnkit.data.files import check_file
 from rnnkit.errors import UserError
 from rnnkit.speech.config import FeatureConfig
 
 __all__ = [
+    "MAX_SAMPLE_RATE",
+    "MIN_SAMPLE_RATE",
+    "AudioTooLong",
     "LogMel",
     "frames_in",
     "hz_to_mel",
@@ -45,26 +49,93 @@ __all__ = [
 ]
 
 _LOG_FLOOR = 1e-6
+# Sample rates a header may state: below 1 kHz or above 768 kHz it is damaged (a
+# rate of 3 Hz would "resample" 1 s of samples to 45 min of audio).
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768_000
 
 
-def load_audio(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
+class AudioTooLong(UserError):
+    """The audio lasts longer than the limit it was read with (``seconds``: its length)."""
+
+    def __init__(self, message: str, *, seconds: float) -> None:
+        super().__init__(message)
+        self.seconds = seconds
+
+
+def _wav_shortfall(head: bytes, size: int) -> tuple[int, int] | None:
+    """(declared, present) bytes of the ``data`` chunk of a RIFF/WAVE file that ends early.
+
+    ``head``: the file's first bytes; ``size``: its length. A declared size of 0 or
+    0xFFFFFFFF (written by streaming recorders before they know the length) is no claim.
+    """
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos = 12
+    while pos + 8 <= len(head):
+        n = int.from_bytes(head[pos + 4 : pos + 8], "little")
+        if head[pos : pos + 4] == b"data":
+            present = size - (pos + 8)
+            # A few missing bytes (a lost pad byte, a partial last frame) are harmless.
+            if n not in (0, 0xFFFFFFFF) and n - present > max(64, n // 100):
+                return n, present
+            return None
+        pos += 8 + n + (n & 1)
+    return None
+
+
+def load_audio(
+    path: str | os.PathLike[str], sample_rate: int, *, max_seconds: float = 0.0
+) -> np.ndarray:
     """Read a WAV/FLAC/OGG file as mono float32 in [-1, 1] at ``sample_rate``.
 
     Channels are averaged (mono downmix); other rates are resampled with a
-    polyphase filter (:func:`resample`).
+    polyphase filter (:func:`resample`). ``max_seconds > 0``: a longer file is
+    refused from its header (:class:`AudioTooLong`) before its samples are read.
 
     Raises:
-        UserError: the file is missing, unreadable, corrupt or holds no samples.
+        UserError: the file is missing, a directory, not readable (permissions),
+            truncated, corrupt, of another format, of an implausible sample rate,
+            or holds no samples; each says which.
     """
     import soundfile as sf
 
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"audio file {p} not found; check the path (or the manifest)")
+    p = check_file(path, what="audio file", hint="check the path (or the manifest)")
     try:
-        data, sr = sf.read(str(p), dtype="float32", always_2d=True)  # (N, C)
-    except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError
+        with open(p, "rb") as fh:
+            head = fh.read(65536)
+            shortfall = _wav_shortfall(head, os.fstat(fh.fileno()).st_size)
+            if shortfall is not None:
+                declared, present = shortfall
+                raise UserError(
+                    f"audio file {p} is truncated: its header declares {declared} bytes of "
+                    f"audio, the file holds {max(present, 0)}; copy or re-export it, or "
+                    "remove it from the data"
+                )
+            fh.seek(0)
+            with sf.SoundFile(fh) as f:
+                sr, frames = int(f.samplerate), int(f.frames)
+                if not MIN_SAMPLE_RATE <= sr <= MAX_SAMPLE_RATE:
+                    raise UserError(
+                        f"audio file {p} states a sample rate of {sr} Hz in its header "
+                        f"(expected {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz); the header is "
+                        "damaged - re-export the file or remove it from the data"
+                    )
+                if max_seconds > 0 and frames > max_seconds * sr:
+                    raise AudioTooLong(
+                        f"audio file {p} lasts {frames / sr:.1f} s, more than {max_seconds:g} s",
+                        seconds=frames / sr,
+                    )
+                data = f.read(dtype="float32", always_2d=True)  # (N, C)
+    except UserError:
+        raise
+    except PermissionError:
+        raise UserError(
+            f"cannot read audio file {p}: permission denied; check the permissions of the "
+            "file and its folders (ls -l)"
+        ) from None
+    except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError / ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = re.sub(r"^Error opening <[^>]*>: ", "", first)  # the file is named already
         raise UserError(
             f"cannot read audio file {p} ({first}); it is corrupt or not WAV/FLAC/OGG - "
             "re-export it or remove it from the data"
@@ -85,7 +156,10 @@ def resample(x: np.ndarray, orig_rate: int, target_rate: int) -> np.ndarray:
         return np.asarray(x, dtype=np.float32)
     from scipy.signal import resample_poly
 
-    ratio = Fraction(target_rate, orig_rate)
+    # Every common rate pair reduces to terms <= 1000 (44100 -> 8000 is 80/441). An odd
+    # rate (44101 Hz) would need a filter of 10 * 2 * 44101 taps; the nearest ratio with
+    # a denominator <= 1000 is off by about 1e-6, far below anything audible.
+    ratio = Fraction(target_rate, orig_rate).limit_denominator(1000)
     return resample_poly(x, ratio.numerator, ratio.denominator).astype(np.float32)
 
 
