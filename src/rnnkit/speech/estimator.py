@@ -153,16 +153,10 @@ class SpeechRecognizer(Estimator):
         self.lm_: CharNgramLM | None = CharNgramLM(cfg.data.lm_order).fit(texts)
         self.features_ = LogMel(cfg.features)
         s = cfg.model.subsample if cfg.model.conv_channels else 1
-        encode = functools.partial(
-            encode_utterances,
-            vocab=self.vocab_,
-            features=self.features_,
-            subsample=s,
-            skip=True,
-            say=self._say,
-            max_seconds=cfg.data.max_audio_seconds,
-        )
-        train_items, val_items = encode(train), encode(val)
+        limit = cfg.data.max_audio_seconds
+        kw: dict[str, Any] = {"subsample": s, "skip": True, "say": self._say, "max_seconds": limit}
+        train_items = encode_utterances(train, self.vocab_, self.features_, **kw)
+        val_items = encode_utterances(val, self.vocab_, self.features_, **kw)
         if not train_items or not val_items:
             raise UserError("no usable training or validation utterances are left after skipping")
         self.features_.fit([f for f, _ in train_items])
