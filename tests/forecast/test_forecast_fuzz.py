@@ -28,7 +28,7 @@ from rnnkit.forecast.series import SeriesData
 # Stray numpy/pandas RuntimeWarnings (casts, NaN arithmetic) would reach users too.
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MANY = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 NUMBERS = st.one_of(
