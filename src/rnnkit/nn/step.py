@@ -69,10 +69,12 @@ class StepWeights:
     __slots__ = ("layers", "local", "source")
 
     def __init__(
-        self, layers: tuple[LayerWeights, ...], source: tuple[tuple[str, Tensor, int, int], ...]
+        self,
+        layers: tuple[LayerWeights, ...],
+        source: tuple[tuple[str, Tensor, int, int, Tensor], ...],
     ) -> None:
         self.layers = layers
-        # (name, parameter, storage address, version) per parameter, to detect changes.
+        # (name, parameter, storage address, version, alias) per parameter: to detect changes.
         self.source = source
         # Gate buffers per thread (one batch size at a time): concurrent steps never share.
         self.local = threading.local()
@@ -122,7 +124,9 @@ def _build(module: _Recurrent) -> StepWeights:
         for n in names:
             if n:
                 p = params[n]
-                source.append((n, p, p.data_ptr(), p._version))
+                # p.detach() keeps this storage alive, so its address cannot be reused by
+                # a later ``p.data = ...`` while these weights are cached.
+                source.append((n, p, p.data_ptr(), p._version, p.detach()))
         assert w_ih is not None and w_hh is not None
         G = w_ih.size(0)
         cols = _lstm_columns(module.hidden_size, w_ih.device) if lstm else None
@@ -154,7 +158,7 @@ def _build(module: _Recurrent) -> StepWeights:
 
 def _current(weights: StepWeights, params: dict[str, Tensor | None]) -> bool:
     """Whether ``weights`` were built from the parameters as they are now."""
-    for name, p, ptr, version in weights.source:
+    for name, p, ptr, version, _ in weights.source:
         q = params[name]
         if q is not p or q._version != version or q.data_ptr() != ptr:
             return False
