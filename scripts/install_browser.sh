@@ -9,8 +9,8 @@ if [ -x /usr/bin/chromium ]; then
     exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-    echo "install_browser: no apt-get here; install Chromium so that /usr/bin/chromium exists (the browser tests skip without it)" >&2
-    exit 1
+    echo "install_browser: no apt-get here; install Chromium so that /usr/bin/chromium exists (until then the browser tests are skipped, with that reason)" >&2
+    exit 0
 fi
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
