@@ -371,6 +371,9 @@ def test_resume_with_a_config_that_does_not_fit_the_run_says_so(
     assert code == 2 and "damaged" not in err  # the checkpoint is fine; the override is not
     assert "cannot resume" in err and "model.hidden_size=8 (the run's: 16)" in err
     assert "--overwrite" in err and len(err.strip().splitlines()) == 1
+    same = str(tiny_tsv.parent / "." / tiny_tsv.name)  # the same file, spelled otherwise
+    resumed = ["sentiment", "train", "--data", same, "--run-dir", str(run), "--resume", *SMALL]
+    assert _cli(resumed, capsys)[0] == 0
     # Same config, other data: the vocabulary no longer fits the run's weights.
     clf = SentimentClassifier(config=SentimentClassifier.load(run).config, verbose=False)
     texts = [f"w{i} x" for i in range(12)]

@@ -54,9 +54,26 @@ def config_conflicts(cfg: Any, saved: Mapping[str, Any], keys: Iterable[str]) ->
         value: Any = cfg
         for part in key.split("."):
             value = getattr(value, part)
-        if value != flat[key]:
+        if value != flat[key] and not _same_files(value, flat[key]):
             out.append(f"{key}={value!r} (the run's: {flat[key]!r})")
     return out
+
+
+def _same_files(a: Any, b: Any) -> bool:
+    """Whether two data sources name the same existing files (``a.tsv`` and ``./a.tsv``;
+    ``SRC,TGT`` pairs part by part)."""
+    if not (isinstance(a, str) and isinstance(b, str)):
+        return False
+    parts_a, parts_b = a.split(","), b.split(",")
+    if len(parts_a) != len(parts_b):
+        return False
+    try:
+        return all(
+            os.path.samefile(os.path.expanduser(x.strip()), os.path.expanduser(y.strip()))
+            for x, y in zip(parts_a, parts_b, strict=True)
+        )
+    except (OSError, ValueError):
+        return False
 
 
 def check_resume_config(
