@@ -120,7 +120,7 @@ def test_an_ensemble_stopped_by_sigterm_resumes_keeping_the_finished_member(
     tiny_tsv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
 ) -> None:
     run = tmp_path / "run"
-    monkeypatch.setenv("RNNKIT_TEST_CHECKPOINT_DELAY", "0.02")  # room for the signal
+    monkeypatch.setenv("RNNKIT_TEST_CHECKPOINT_DELAY", "0.05")  # room for the signal
     done = threading.Event()
 
     def send_sigterm() -> None:  # a real SIGTERM to this process once member2 is under way
