@@ -184,6 +184,7 @@ def test_max_steps_caps_epochs_and_max_seconds_ends_a_run(tiny_config, pos, neg)
         ({"model.cell": "transformer"}, "model.cell must be one of"),
         ({"train.lr": float("nan")}, "train.lr must be a finite number, got nan"),
         ({"data.tokenizer": "chars"}, "data.tokenizer must be word or subword"),
+        ({"data.tokenizer": "subword", "data.subword_vocab_size": 100}, "must be >= 260"),
         ({"data.class_weights": "auto"}, "data.class_weights must be none or balanced"),
         ({"train.optimizer": "adam"}, "train.optimizer must be adamw or sgd"),
         ({"model.dropout": 1.0}, r"model.dropout must be in \[0, 1\)"),

@@ -194,6 +194,11 @@ def check_config(cfg: SentimentConfig) -> None:
         raise UserError(f"data.tokenizer must be word or subword, got {d.tokenizer!r}")
     if d.class_weights not in ("none", "balanced"):
         raise UserError(f"data.class_weights must be none or balanced, got {d.class_weights!r}")
+    if d.tokenizer == "subword" and d.subword_vocab_size < 260:
+        raise UserError(
+            f"data.subword_vocab_size must be >= 260 (256 bytes + specials), got "
+            f"{d.subword_vocab_size}"
+        )
     if d.vectors and d.tokenizer != "word":
         raise UserError("data.vectors needs data.tokenizer=word (vectors are per word)")
     if d.batch_size < 1:
