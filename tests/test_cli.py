@@ -123,3 +123,9 @@ def test_unknown_option_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: unknown option --model.hiden_size")
     assert "did you mean --model.hidden_size" in err and len(err.splitlines()) == 1
+
+
+def test_resume_without_a_checkpoint_says_to_drop_resume(tmp_path, capsys) -> None:
+    code = main(["textgen", "train", "--resume", "--run-dir", str(tmp_path / "none")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "holds no checkpoint/ to resume from; drop --resume" in err, err

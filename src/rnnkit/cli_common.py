@@ -261,8 +261,10 @@ def train_config(cls: type[T], args: argparse.Namespace, *, app: str, default_ru
     if not getattr(args, "resume", False):
         return config_lib.config_from_args(cls, args, app=app, preset=args.preset)
     from rnnkit.training.checkpoint import read_json, resolve_checkpoint
+    from rnnkit.training.rundir import check_run_dir
 
     run_dir = Path(args.run_dir or default_run_dir)
+    check_run_dir(run_dir, resume=True, overwrite=getattr(args, "overwrite", False))
     saved = resolve_checkpoint(run_dir / "checkpoint", required=("config.json",))
     try:
         cfg = config_lib.from_dict(cls, read_json(saved / "config.json"))

@@ -227,6 +227,7 @@ def fit_classifier(
             run_dir=out_dir,
             save_config=config_lib.to_dict(cfg),
             extra_json={"tokenizer.json": tok.to_dict(), "labels.json": enc.to_dict()},
+            meta={"app": "sentiment", "estimator": "SentimentClassifier"},
             resume=resume,
             overwrite=overwrite,
             optimizer=make_optimizer(model, tcfg),

@@ -186,6 +186,7 @@ class SpeechRecognizer(Estimator):
             run_dir=run_dir,
             save_config=config_lib.to_dict(cfg),
             extra_json=self._artifacts(),
+            meta=self._trainer_meta(),
             resume=resume,
             overwrite=overwrite,
         )

@@ -194,6 +194,7 @@ class TextGenerator(Estimator):
                     run_dir=out_dir,
                     save_config=config_lib.to_dict(cfg),
                     extra_json={"vocab.json": vocab.to_dict()},
+                    meta=self._trainer_meta(),
                     resume=resume,
                     overwrite=overwrite,
                     dist=dist,

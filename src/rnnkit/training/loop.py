@@ -144,6 +144,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         def positive(name: str, value: float, allow_zero: bool = False) -> None:
+            if not math.isfinite(value):
+                raise UserError(f"train.{name} must be a finite number, got {value}")
             if value < 0 or (value == 0 and not allow_zero):
                 op = ">= 0" if allow_zero else "> 0"
                 raise UserError(f"train.{name} must be {op}, got {value}")
@@ -152,6 +154,8 @@ class TrainConfig:
         positive("lr", self.lr)
         positive("grad_accum_steps", self.grad_accum_steps)
         for name in ("max_seconds", "min_lr", "warmup_steps", "weight_decay", "grad_clip"):
+            positive(name, getattr(self, name), allow_zero=True)
+        for name in ("beta1", "beta2", "momentum", "min_delta"):
             positive(name, getattr(self, name), allow_zero=True)
         for name in ("eval_interval", "eval_batches", "checkpoint_interval"):
             positive(name, getattr(self, name), allow_zero=True)

@@ -213,6 +213,7 @@ class Translator(Estimator):
             run_dir=run_dir,
             save_config=config_lib.to_dict(cfg),
             extra_json=self._artifacts(),
+            meta=self._trainer_meta(),
             resume=resume,  # continue run_dir/checkpoint (tokenisers refit deterministically)
             overwrite=overwrite,
         )
