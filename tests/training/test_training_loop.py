@@ -526,7 +526,9 @@ def test_checkpoints_record_who_loads_them_and_best_its_metrics(tmp_path):
     assert best["metrics"] == {"step": 2, "val_loss": 1.0}
 
 
-@pytest.mark.parametrize("key", ["lr", "min_lr", "grad_clip", "weight_decay", "beta2", "max_seconds"])
+@pytest.mark.parametrize(
+    "key", ["lr", "min_lr", "grad_clip", "weight_decay", "beta2", "max_seconds"]
+)
 def test_non_finite_hyper_parameters_are_one_line_errors(key):
     with pytest.raises(UserError, match=f"train.{key} must be a finite number, got nan"):
         _cfg(**{key: float("nan")}).validate()
