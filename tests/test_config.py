@@ -145,5 +145,5 @@ def test_train_verb_and_resume_use_the_saved_config(tmp_path):
     cfg = cli_common.train_config(Outer, args, app="x", default_run_dir="runs/x")
     assert (cfg.inner.size, cfg.inner.rate) == (9, 0.2)
     args = t.parse_args(["--run-dir", str(tmp_path / "none"), "--resume"])
-    with pytest.raises(UserError, match="does not exist"):
+    with pytest.raises(UserError, match="holds no checkpoint/ to resume from; drop --resume"):
         cli_common.train_config(Outer, args, app="x", default_run_dir="runs/x")

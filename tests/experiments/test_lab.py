@@ -192,8 +192,8 @@ def test_cli_errors_are_one_line(argv, message, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["lab", "adding", "--threads", "-1"], "must be a positive integer, got '-1'"),
-        (["lab", "sweep", "--threads", "0"], "must be a positive integer, got '0'"),
+        (["lab", "adding", "--threads", "-1"], "must be a positive integer or auto, got '-1'"),
+        (["lab", "sweep", "--threads", "0"], "must be a positive integer or auto, got '0'"),
         (["lab", "copy", "--hiden-size", "8"], "unknown option --hiden-size"),
     ],
 )

@@ -153,7 +153,7 @@ def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "--horizon must be >= 1" in run(
         "predict", "--checkpoint", str(tmp_path), "--horizon", "0"
     )
-    assert "nothing/checkpoint does not exist" in run(
+    assert "nothing holds no checkpoint/ to resume from; drop --resume" in run(
         "train", "--run-dir", str(tmp_path / "nothing"), "--resume"
     )
     assert "unknown device" in run("backtest", "--device", "tpu")
