@@ -86,7 +86,7 @@ def test_cli_bad_inputs_are_one_line_errors(tiny_tsv: Path, tmp_path: Path, caps
         (["train", "--data", str(empty)], "line 3: the text is empty"),
         (["train", "--data", str(tiny_tsv), "--model.pooling=sum"], "model.pooling must be"),
         (["train", "--model.hiden_size=3"], "unknown option --model.hiden_size"),
-        (["train", "--data", str(tiny_tsv), "--resume"], r"r holds no checkpoint/ to resume from; drop --resume"),
+        (["train", "--data", str(tiny_tsv), "--resume"], r"holds no checkpoint/ to resume from"),
         (["eval", "--checkpoint", str(model_dir), "--data", str(unseen)],
          "label 'meh' in .*unseen.tsv was not seen in training"),
         (["predict", "--checkpoint", str(model_dir)], "pass texts as arguments or --input"),
