@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# tests/testkit.py (helpers shared by several applications' tests) is importable anywhere.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def shared_data_dir() -> Path | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnnkit import Forecaster, UserError
@@ -24,12 +24,14 @@ from rnnkit.forecast.config import ForecasterConfig, ForecastTrainConfig
 from rnnkit.forecast.data import load_csv
 from rnnkit.forecast.fitting import prepare
 from rnnkit.forecast.series import SeriesData
+from testkit import fuzz_settings
 
 # Stray numpy/pandas RuntimeWarnings (casts, NaN arithmetic) would reach users too.
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-MANY = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+FAST = fuzz_settings(150)
+MANY = fuzz_settings(1500)
 
 NUMBERS = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True).map(repr),

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from rnnkit import SentimentClassifier
@@ -29,26 +29,15 @@ from rnnkit.sentiment import SentimentConfig, SentimentDataConfig
 from rnnkit.sentiment.config import check_config
 from rnnkit.sentiment.data import LabelEncoder, fit_data
 from rnnkit.sentiment.readers import read_examples, read_texts
+from testkit import fuzz_settings, one_line
 
-FAST = settings(
-    max_examples=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-SLOW = settings(
-    max_examples=400,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+FAST = fuzz_settings(30)
+SLOW = fuzz_settings(400)
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("sentiment-fuzz")
-
-
-def _one_line(exc: UserError) -> None:
-    assert str(exc).strip() and "\n" not in str(exc).strip(), repr(str(exc))
 
 
 # --------------------------------------------------------------------------- strategies
@@ -138,7 +127,7 @@ def _check_labelled_file(workdir: Path, file: tuple[str, bytes]) -> None:
     try:
         examples = list(read_examples(path))
     except UserError as exc:
-        _one_line(exc)
+        one_line(exc)
         return
     assert examples and all(isinstance(e.text, str) and e.text.strip() for e in examples)
     kinds = {type(e.label) for e in examples}
@@ -149,7 +138,7 @@ def _check_labelled_file(workdir: Path, file: tuple[str, bytes]) -> None:
         split, _ = fit_data(cfg, None, None, None, None, seed=0)
         assert len(split[0]) == len(split[1]) == len(examples)
     except UserError as exc:
-        _one_line(exc)
+        one_line(exc)
 
 
 @FAST
@@ -171,7 +160,7 @@ def _check_texts_to_predict(workdir: Path, suffix: str, data: bytes) -> None:
     try:
         got = read_texts(path)
     except UserError as exc:
-        _one_line(exc)
+        one_line(exc)
         return
     assert got and all(isinstance(t, str) for t in got)
     if suffix == ".txt":  # one output line per input line, blank ones included
@@ -223,7 +212,7 @@ def _check_overrides(overrides: dict[str, Any]) -> None:
         clf = SentimentClassifier(verbose=False, **overrides)
         check_config(clf.config)
     except UserError as exc:
-        _one_line(exc)
+        one_line(exc)
 
 
 @FAST

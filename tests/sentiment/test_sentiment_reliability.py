@@ -32,6 +32,7 @@ from rnnkit.errors import UserError
 from rnnkit.sentiment import SentimentConfig, load_config
 from rnnkit.sentiment.readers import read_examples, read_texts
 from rnnkit.training import load_tensors
+from testkit import without_file_permissions
 
 SMALL = ["--model.embed_dim=16", "--model.hidden_size=16", "--data.batch_size=4",
          "--train.lr=0.01", "--train.progress=none", "--train.plot=false",
@@ -266,30 +267,8 @@ def test_a_directory_and_an_unreadable_file_are_named_as_such(tmp_path: Path) ->
     locked.write_text("text,label\na,pos\nb,neg\n", encoding="utf-8")
     locked.chmod(0)
     code = "from rnnkit.sentiment.readers import read_examples; list(read_examples(sys.argv[1]))"
-    err = _without_file_permissions(code, locked)
+    err = without_file_permissions(code, locked)
     assert "UserError: cannot read data file" in err and "permission denied" in err, err
-
-
-# Runs ``code`` in a Python process that cannot bypass file permissions: as root, its
-# CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH capabilities are dropped first (capset).
-_DROP = """
-import ctypes, sys
-libc = ctypes.CDLL(None, use_errno=True)
-class H(ctypes.Structure): _fields_ = [("v", ctypes.c_uint32), ("pid", ctypes.c_int)]
-U32 = ctypes.c_uint32
-class D(ctypes.Structure): _fields_ = [("e", U32), ("p", U32), ("i", U32)]
-h, d = H(0x20080522, 0), (D * 2)()
-if libc.capget(ctypes.byref(h), d) == 0:
-    d[0].e &= ~0b110
-    libc.capset(ctypes.byref(h), d)
-"""
-
-
-def _without_file_permissions(code: str, path: Path) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-c", _DROP + code, str(path)], capture_output=True, text=True
-    )
-    return proc.stderr
 
 
 # --------------------------------------------------------------------------- predict

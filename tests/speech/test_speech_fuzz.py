@@ -17,18 +17,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from speech_clips import SR, pcm16, tone_clip, wav_bytes
 
 from rnnkit import UserError
 from rnnkit.speech.data import Utterance, audio_of, read_manifest
 from rnnkit.speech.features import load_audio
+from testkit import fuzz_settings
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-MANY = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+FAST = fuzz_settings(150)
+MANY = fuzz_settings(1500)
 
 # Paths a manifest may name, relative to its folder (made by the `folder` fixture).
 PATHS = ["good.wav", "missing.wav", "a_folder", "broken.wav", "../good.wav", "", " "]

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from rnnkit import TextGenerator
@@ -29,26 +29,15 @@ from rnnkit.textgen.config import check_config
 from rnnkit.textgen.data import build_batches, encode_texts, load_text
 from rnnkit.textgen.model import check_sampling, sample_next
 from rnnkit.training.distributed import DistContext
+from testkit import fuzz_settings, one_line
 
-FAST = settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-SLOW = settings(
-    max_examples=500,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+FAST = fuzz_settings(40)
+SLOW = fuzz_settings(500)
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("textgen-fuzz")
-
-
-def _one_line(exc: UserError) -> None:
-    assert str(exc).strip() and "\n" not in str(exc).strip(), repr(str(exc))
 
 
 @st.composite
@@ -100,7 +89,7 @@ def _check_text_file(workdir: Path, data: bytes, options: dict[str, Any]) -> Non
             batch = next(iter(batches))
             assert batch.x.shape == batch.y.shape
     except UserError as exc:
-        _one_line(exc)
+        one_line(exc)
 
 
 @FAST
@@ -123,7 +112,7 @@ def _check_sampling(temperature: Any, top_k: Any, top_p: Any) -> None:
     try:
         check_sampling(temperature=temperature, top_k=top_k, top_p=top_p)
     except UserError as exc:
-        _one_line(exc)
+        one_line(exc)
         return
     logits = torch.randn(2, 7) * 30  # (B, V)
     ids = sample_next(logits, temperature=temperature, top_k=top_k, top_p=top_p)
@@ -166,7 +155,7 @@ def _check_overrides(overrides: dict[str, Any]) -> None:
         gen = TextGenerator(verbose=False, **overrides)
         check_config(gen.config)
     except UserError as exc:
-        _one_line(exc)
+        one_line(exc)
 
 
 @FAST

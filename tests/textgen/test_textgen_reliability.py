@@ -9,8 +9,6 @@ text is read; byte-order marks, directories and unreadable files;
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,7 @@ from rnnkit.cli import main as cli_main
 from rnnkit.errors import UserError
 from rnnkit.textgen import load_config
 from rnnkit.textgen.data import load_text
+from testkit import without_file_permissions
 
 TEXT = "the quick brown fox jumps over the lazy dog. " * 80
 QUICK = ["--preset", "tiny", "--train.max_steps=4", "--train.eval_interval=4",
@@ -98,30 +97,8 @@ def test_a_directory_and_an_unreadable_file_are_named_as_such(
     locked.write_text("hello", encoding="utf-8")
     locked.chmod(0)
     code_ = "from rnnkit.textgen.data import load_text; load_text(sys.argv[1])"
-    err = _without_file_permissions(code_, locked)
+    err = without_file_permissions(code_, locked)
     assert "UserError: cannot read text file" in err and "permission denied" in err, err
-
-
-# A Python process that cannot bypass file permissions: as root, its CAP_DAC_OVERRIDE and
-# CAP_DAC_READ_SEARCH capabilities are dropped first (capset).
-_DROP = """
-import ctypes, sys
-libc = ctypes.CDLL(None, use_errno=True)
-class H(ctypes.Structure): _fields_ = [("v", ctypes.c_uint32), ("pid", ctypes.c_int)]
-U32 = ctypes.c_uint32
-class D(ctypes.Structure): _fields_ = [("e", U32), ("p", U32), ("i", U32)]
-h, d = H(0x20080522, 0), (D * 2)()
-if libc.capget(ctypes.byref(h), d) == 0:
-    d[0].e &= ~0b110
-    libc.capset(ctypes.byref(h), d)
-"""
-
-
-def _without_file_permissions(code: str, path: Path) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-c", _DROP + code, str(path)], capture_output=True, text=True
-    )
-    return proc.stderr
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-1", "1e-300"])

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from rnnkit import Translator
@@ -27,26 +27,15 @@ from rnnkit.errors import UserError
 from rnnkit.translate import TranslateConfig
 from rnnkit.translate.config import check_config
 from rnnkit.translate.data import as_pairs, cleaned, fit_pairs, load_pairs, read_lines
+from testkit import fuzz_settings, one_line
 
-FAST = settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-SLOW = settings(
-    max_examples=500,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+FAST = fuzz_settings(40)
+SLOW = fuzz_settings(500)
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("translate-fuzz")
-
-
-def _one_line(exc: UserError) -> None:
-    assert str(exc).strip() and "\n" not in str(exc).strip(), repr(str(exc))
 
 
 _tricky = st.sampled_from(["", " ", "\t", "\r", "\u2028", "\x85", "\x0c", "\x00", "\ufeff", "."])
@@ -100,7 +89,7 @@ def _check_parallel(workdir: Path, source: tuple[str, dict[str, bytes]]) -> None
     try:
         pairs = load_pairs(spec)
     except UserError as exc:
-        _one_line(exc)
+        one_line(exc)
         return
     assert all(isinstance(p.src, str) and isinstance(p.tgt, str) for p in pairs)
     assert all("\n" not in p.src + p.tgt for p in pairs)
@@ -109,7 +98,7 @@ def _check_parallel(workdir: Path, source: tuple[str, dict[str, bytes]]) -> None
         train, val, what = fit_pairs(cfg, pairs, None)
         assert train and val and all(p.src and p.tgt for p in train + val)
     except UserError as exc:
-        _one_line(exc)
+        one_line(exc)
 
 
 @FAST
@@ -131,7 +120,7 @@ def _check_input_lines(workdir: Path, data: bytes) -> None:
     try:
         lines = read_lines(path, what="input file")
     except UserError as exc:
-        _one_line(exc)
+        one_line(exc)
         return
     assert all("\n" not in line for line in lines)
 
@@ -171,7 +160,7 @@ def test_pairs_given_in_python_are_checked(pairs: Any) -> None:
     try:
         kept = cleaned(as_pairs(pairs, "training"), "training")
     except UserError as exc:
-        _one_line(exc)
+        one_line(exc)
         return
     assert kept and all(p.src == p.src.strip() and p.src and p.tgt for p in kept)
 
@@ -199,7 +188,7 @@ def _check_overrides(overrides: dict[str, Any]) -> None:
         tr = Translator(verbose=False, **overrides)
         check_config(tr.config)
     except UserError as exc:
-        _one_line(exc)
+        one_line(exc)
 
 
 @FAST

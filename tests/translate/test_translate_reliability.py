@@ -12,8 +12,6 @@ from __future__ import annotations
 import gzip
 import random
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +23,7 @@ from rnnkit.cli import main as cli_main
 from rnnkit.errors import UserError
 from rnnkit.translate import load_config
 from rnnkit.translate.data import load_pairs, read_lines
+from testkit import without_file_permissions
 
 EN = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 DE = ["null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun"]
@@ -147,30 +146,8 @@ def test_a_directory_and_an_unreadable_file_are_named_as_such(tmp_path: Path) ->
     locked.write_text("one .\n", encoding="utf-8")
     locked.chmod(0)
     code = "from rnnkit.translate.data import read_lines; read_lines(sys.argv[1])"
-    err = _without_file_permissions(code, locked)
+    err = without_file_permissions(code, locked)
     assert "UserError: cannot read file" in err and "permission denied" in err, err
-
-
-# A Python process that cannot bypass file permissions: as root, its CAP_DAC_OVERRIDE and
-# CAP_DAC_READ_SEARCH capabilities are dropped first (capset).
-_DROP = """
-import ctypes, sys
-libc = ctypes.CDLL(None, use_errno=True)
-class H(ctypes.Structure): _fields_ = [("v", ctypes.c_uint32), ("pid", ctypes.c_int)]
-U32 = ctypes.c_uint32
-class D(ctypes.Structure): _fields_ = [("e", U32), ("p", U32), ("i", U32)]
-h, d = H(0x20080522, 0), (D * 2)()
-if libc.capget(ctypes.byref(h), d) == 0:
-    d[0].e &= ~0b110
-    libc.capset(ctypes.byref(h), d)
-"""
-
-
-def _without_file_permissions(code: str, path: Path) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-c", _DROP + code, str(path)], capture_output=True, text=True
-    )
-    return proc.stderr
 
 
 # --------------------------------------------------------------------------- decoding
