@@ -302,14 +302,15 @@ def _as_result(out: Any) -> StepResult:
 
 
 class _BudgetPlan:
-    """How many steps fit in ``max_seconds``: the length the schedule is planned for.
+    """The learning rate of a run, planned to end at ``max_seconds`` when there is one.
 
-    The estimate is steps so far + remaining time x measured steps per second
-    (evaluations included, since they spend the same budget), capped by
-    ``max_steps``. The speed is measured from the ``MIN_STEPS``-th step of this
-    call on (the first steps pay one-off costs); until then the plan is
-    ``max_steps``. Once the decay has begun the plan never grows, so the
-    learning rate only goes down.
+    The schedule's length is the steps reachable in the budget: steps so far +
+    remaining time x measured steps per second (evaluations included, since they
+    spend the same budget), capped by ``max_steps``. The speed is measured from
+    the ``MIN_STEPS``-th step of this call on (the first steps pay one-off costs).
+    The estimate may grow as the run speeds up; after warm-up the learning rate
+    never rises again (it waits until the schedule catches up), so it decays
+    monotonically to ``min_lr`` at the budget. Without a budget: :func:`lr_at`.
     """
 
     MIN_STEPS = 5
@@ -318,7 +319,7 @@ class _BudgetPlan:
         self.cfg, self.t_start = cfg, t_start
         self.first_step = first_step
         self.t_mark: float | None = None  # when MIN_STEPS steps of this call were done
-        self.planned = cfg.max_steps
+        self.last_lr = math.inf
 
     def total_steps(self, step: int) -> int:
         cfg = self.cfg
@@ -333,11 +334,14 @@ class _BudgetPlan:
             return cfg.max_steps
         rate = done / max(now - self.t_mark, 1e-9)
         estimate = step + int(max(0.0, cfg.max_seconds - (now - self.t_start)) * rate)
-        estimate = max(step + 1, min(cfg.max_steps, estimate))
-        if step > cfg.warmup_steps:
-            estimate = min(estimate, self.planned)
-        self.planned = estimate
-        return estimate
+        return max(step + 1, min(cfg.max_steps, estimate))
+
+    def lr(self, step: int) -> float:
+        value = lr_at(step, self.cfg, self.total_steps(step))
+        if self.cfg.max_seconds and step >= self.cfg.warmup_steps:
+            value = min(value, self.last_lr)
+            self.last_lr = value
+        return value
 
 
 # JSON files of a checkpoint that the loop itself writes (not the caller's artefacts).
@@ -702,7 +706,7 @@ class Trainer:
                         self._take_snapshot()
                     break
                 t0 = time.perf_counter()
-                lr = lr_at(self.pos.step, cfg, budget.total_steps(self.pos.step))
+                lr = budget.lr(self.pos.step)
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 loss_sum, tokens = 0.0, 0
