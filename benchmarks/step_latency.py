@@ -150,8 +150,18 @@ def textgen_methods(L: int, H: int, E: int, tmp: Path, threads: int) -> dict[str
     }
 
 
-def table(title: str, times: dict[str, list[float]]) -> list[str]:
-    med = timing.medians(times)
+def _block(fn: Callable, n: int) -> Callable:
+    """``n`` consecutive steps of one method: what streaming does (its weights stay in cache)."""
+
+    def run() -> None:
+        for _ in range(n):
+            fn()
+
+    return run
+
+
+def table(title: str, times: dict[str, list[float]], block: int) -> list[str]:
+    med = {k: v / block for k, v in timing.medians(times).items()}
     base = med[BASELINE]
     aa = med[BASELINE + timing.AA_SUFFIX] / base
     head = "| method | median us/step | ratio to torch eager |"
@@ -166,13 +176,21 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="a smoke run: small models, few rounds")
     p.add_argument("--threads", type=int, default=1, help="torch and onnxruntime threads")
-    p.add_argument("--repeats", type=int, default=2000, help="timed rounds")
-    p.add_argument("--warmup", type=int, default=200, help="untimed rounds first")
+    p.add_argument("--repeats", type=int, default=60, help="timed rounds")
+    p.add_argument("--warmup", type=int, default=5, help="untimed rounds first")
+    p.add_argument(
+        "--block",
+        type=int,
+        default=100,
+        help="consecutive steps of one method per timing (1: every step interleaved with "
+        "the other methods, so each starts with the others' weights in the cache)",
+    )
     p.add_argument("--out", type=Path, default=None, help="also write the markdown here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     D, H, L, LH, E = (256, 512, 2, 256, 64) if not args.quick else (32, 64, 2, 32, 16)
-    repeats, warmup = (50, 10) if args.quick else (args.repeats, args.warmup)
+    repeats, warmup = (20, 2) if args.quick else (args.repeats, args.warmup)
+    block = 5 if args.quick else args.block
     import onnxruntime as ort
 
     load_before = timing.loadavg()
@@ -180,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         "## Per-step latency at batch 1",
         "",
         f"- `{' '.join(['python', 'benchmarks/step_latency.py', *sys.argv[1:]])}`",
-        f"- {repeats} rounds after {warmup} warm-up rounds, medians; onnxruntime "
+        f"- {repeats} rounds of {block} consecutive steps per method (random order each "
+        f"round) after {warmup} warm-up rounds; median per step; onnxruntime "
         f"{ort.__version__}, {args.threads} thread(s) for torch and onnxruntime",
     ]
     body: list[str] = []
@@ -194,8 +213,8 @@ def main(argv: list[str] | None = None) -> int:
             ),
         }
         for title, make in models.items():
-            fns = timing.with_aa(make(), BASELINE)
-            body += table(title, timing.run_rounds(fns, warmup=warmup, repeats=repeats))
+            fns = {k: _block(f, block) for k, f in timing.with_aa(make(), BASELINE).items()}
+            body += table(title, timing.run_rounds(fns, warmup=warmup, repeats=repeats), block)
     lines += timing.environment(load_before, timing.loadavg(), allocator=False)
     lines += [f"- wall time {time.perf_counter() - start:.0f} s", "", *body]
     text = "\n".join(lines) + "\n"

@@ -227,6 +227,9 @@ def session(path: str | os.PathLike[str], *, threads: int = 1) -> Any:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # Idle threads do not spin-wait for the next call: spinning took the CPU from the
+    # torch code between calls (per-step latency of torch and rnnkit doubled beside it).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
