@@ -43,6 +43,26 @@ def test_sst2_downloads_through_fetch_and_matches_its_readme(data_mirror):
     assert digest == "5b56af66a194e685c0fbde5f58c4355ab00f5485a29bfcae1085b4b9f8b1a6c3"
 
 
+def test_sst2_phrases_download_through_fetch_and_match_their_readme(data_mirror):
+    """GLUE's phrase-level training set: 67,349 phrases (README: 37,569 / 29,780), the
+    trailing space before the tab removed, none of them a dev sentence; dev is sst2:dev."""
+    train = list(read_examples("sst2-phrases"))
+    assert len(train) == 67349
+    assert Counter(e.label for e in train) == {1: 37569, 0: 29780}
+    assert train[0] == ("hide new secretions from the parental units", 0, 2)
+    assert all(e.text == e.text.strip() and e.text for e in train)
+    dev = list(read_examples("sst2-phrases:dev"))
+    assert dev == list(read_examples("sst2:dev"))
+    assert not {e.text for e in dev} & {e.text for e in train}
+    cached = cache_dir() / "sst2_phrases" / "train.tsv"
+    digest = hashlib.sha256(cached.read_bytes()).hexdigest()
+    assert digest == "48eac26399f8456935f81dd9e3a745c1430adb6c62e233ccfe22db4a0d15d1d1"
+    cfg = SentimentDataConfig(source="sst2-phrases")
+    tr, va = prepare_examples(cfg, seed=0)
+    assert len(tr) == 67349 and len(va) == 872  # validated on the dev sentences
+    assert eval_examples(cfg)[1] == dev  # evaluated on the dev sentences too
+
+
 def _tiny_imdb(path: Path) -> dict[str, str]:
     reviews = {
         "train/pos/0_9.txt": "A wonderful film.<br /><br />Loved it.",
@@ -139,7 +159,7 @@ def test_non_utf8_file_and_missing_file(tmp_path: Path):
     path.write_bytes("text,label\ncaf\xe9 cr\xe8me,1\n".encode("latin-1"))
     with pytest.raises(UserError, match=r"not UTF-8 text .*convert it to UTF-8"):
         list(read_examples(path))
-    with pytest.raises(UserError, match="not found.*built-in datasets: sst2, imdb"):
+    with pytest.raises(UserError, match="not found.*built-in datasets: sst2, sst2-phrases, imdb"):
         list(read_examples(tmp_path / "nope.csv"))
 
 

@@ -187,7 +187,7 @@ def add_cli(subparsers: Any) -> None:
         description="Train a text classifier. Values come from the defaults, then --preset "
         "(rnnkit/sentiment/presets/NAME.toml), then --section.key=VALUE overrides. The best "
         "model by dev accuracy goes to RUN_DIR/best (an ensemble: RUN_DIR/member<k>/best).",
-        data_help="sst2, imdb, or a .csv/.tsv/.jsonl file with text and label columns",
+        data_help="sst2, sst2-phrases, imdb, or a .csv/.tsv/.jsonl file with text and labels",
         resume_help="continue the run in --run-dir from its last checkpoint (its saved config)",
     )
     t.add_argument(

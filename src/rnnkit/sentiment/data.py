@@ -25,7 +25,7 @@ from rnnkit.data.tokenizers import PAD_ID
 from rnnkit.errors import UserError
 from rnnkit.sentiment.config import SentimentDataConfig
 from rnnkit.sentiment.labels import label_key, normalize_labels
-from rnnkit.sentiment.readers import DATASETS, Example, read_examples
+from rnnkit.sentiment.readers import DATASETS, SST2_DEV_SETS, Example, read_examples
 
 __all__ = [
     "BucketBatches",
@@ -53,7 +53,7 @@ FitData = tuple[list[str], list[Any], list[str], list[Any]]  # texts, labels, va
 def prepare_examples(cfg: SentimentDataConfig, seed: int) -> tuple[list[Example], list[Example]]:
     """Training and validation examples of ``cfg.source``.
 
-    Validation: ``val_source`` if set, else the dataset's dev split (``sst2``),
+    Validation: ``val_source`` if set, else the dataset's dev split (``sst2``, ``sst2-phrases``),
     else a seeded random ``val_fraction`` of the source.
     """
     kw = {"text_column": cfg.text_column, "label_column": cfg.label_column}
@@ -61,7 +61,7 @@ def prepare_examples(cfg: SentimentDataConfig, seed: int) -> tuple[list[Example]
     train_ex = list(read_examples(cfg.source, split="train", **kw))
     if cfg.val_source:
         return train_ex, list(read_examples(cfg.val_source, **kw))
-    if name == "sst2":
+    if name in SST2_DEV_SETS:
         return train_ex, list(read_examples("sst2:dev", **kw))
     if not 0.0 < cfg.val_fraction < 1.0:
         raise UserError(
@@ -82,7 +82,7 @@ def validation_name(cfg: SentimentDataConfig) -> str:
     """What :func:`prepare_examples` validates on, in words (for the model card)."""
     if cfg.val_source:
         return cfg.val_source
-    if cfg.source.partition(":")[0] == "sst2":
+    if cfg.source.partition(":")[0] in SST2_DEV_SETS:
         return "sst2:dev"
     return f"a seeded {cfg.val_fraction:g} of {cfg.source} held out of training"
 
@@ -100,12 +100,12 @@ def eval_examples(
     }
     if data:
         name = data.partition(":")[0]
-        split = "dev" if name == "sst2" else "test" if name == "imdb" else None
+        split = "dev" if name in SST2_DEV_SETS else "test" if name == "imdb" else None
         return data, list(read_examples(data, split=split, **kw))
     if cfg.val_source:
         return cfg.val_source, list(read_examples(cfg.val_source, **kw))
     if cfg.source.partition(":")[0] in DATASETS:
-        split = "dev" if cfg.source.startswith("sst2") else "test"
+        split = "dev" if cfg.source.partition(":")[0] in SST2_DEV_SETS else "test"
         name = f"{cfg.source.partition(':')[0]}:{split}"
         return name, list(read_examples(name, **kw))
     raise UserError(

@@ -10,6 +10,11 @@ Sources (:func:`read_examples`):
   ``1``, so a model trained on a TSV and one trained on JSONL with 0/1 agree;
 - ``sst2``: binary SST-2 sentences (train 6,920 / dev 872), downloaded from a
   pinned commit of its public mirror, sha256-checked and cached;
+- ``sst2-phrases``: GLUE's phrase-level SST-2 training set (67,349 labelled
+  phrases of the 6,920 training sentences, the sentences included; no dev
+  sentence occurs in it), what most published recurrent SST-2 results train
+  on; its dev split is SST-2's 872 dev sentences (``sst2-phrases:dev`` =
+  ``sst2:dev``);
 - ``imdb``: the 50,000 IMDB reviews of Maas et al. (2011), the official
   ``aclImdb_v1.tar.gz`` read as a stream (:func:`iter_imdb_tar`): reviews are
   yielded one at a time from the compressed tarball, never extracted to disk.
@@ -42,6 +47,8 @@ __all__ = [
     "DATASETS",
     "IMDB",
     "SST2_DEV",
+    "SST2_DEV_SETS",
+    "SST2_PHRASES",
     "SST2_TRAIN",
     "Example",
     "iter_imdb_tar",
@@ -61,6 +68,14 @@ SST2_DEV = RemoteFile(
     sha256="c9ddb67ce3068540c5bb6562e1f34788302dd06d570e6ca0d5e61f7d5ef2bfad",
     mirror_path="sst2/dev.tsv",
 )
+# GLUE's SST-2/train.tsv (Wang et al. 2018), from a pinned commit of a public copy.
+_PHRASES_COMMIT = "6288fb5bec9c572f2492875ae0111df5b6daed11"
+SST2_PHRASES = RemoteFile(
+    url=f"https://raw.githubusercontent.com/eyalbd2/Reproducing-AutoPrompt/{_PHRASES_COMMIT}"
+    "/glue_data/SST-2/train_full.tsv",
+    sha256="48eac26399f8456935f81dd9e3a745c1430adb6c62e233ccfe22db4a0d15d1d1",
+    mirror_path="sst2_phrases/train.tsv",
+)
 # The official archive (84,125,825 bytes); the sha256 is the one published by
 # TensorFlow Datasets and other loaders for this URL.
 IMDB = RemoteFile(
@@ -70,7 +85,13 @@ IMDB = RemoteFile(
 )
 # Built-in datasets by name, with their splits; the test split stays unused for IMDB
 # training ("test" is read by ``eval --data imdb:test``).
-DATASETS: dict[str, tuple[str, ...]] = {"sst2": ("train", "dev"), "imdb": ("train", "test")}
+DATASETS: dict[str, tuple[str, ...]] = {
+    "sst2": ("train", "dev"),
+    "sst2-phrases": ("train", "dev"),
+    "imdb": ("train", "test"),
+}
+# Built-in datasets whose validation split is SST-2's dev sentences.
+SST2_DEV_SETS = ("sst2", "sst2-phrases")
 
 
 class Example(NamedTuple):
@@ -92,6 +113,16 @@ def _read_sst2(path: Path) -> Iterator[Example]:
         for i, line in enumerate(f, 1):
             label, _, text = line.rstrip("\n").partition("\t")
             yield Example(text, int(label), i)
+
+
+def _read_glue_phrases(path: Path) -> Iterator[Example]:
+    """GLUE's ``sentence<TAB>label`` lines after a header; phrases keep GLUE's trailing space
+    before the tab, removed here."""
+    with open(path, encoding="utf-8") as f:
+        next(f, None)  # the header: sentence<TAB>label
+        for i, line in enumerate(f, 2):
+            text, _, label = line.rstrip("\n").rpartition("\t")
+            yield Example(text.strip(), int(label), i)
 
 
 _IMDB_MEMBER = re.compile(r"^aclImdb/(train|test)/(pos|neg)/\d+_(\d+)\.txt$")
@@ -237,7 +268,8 @@ def read_examples(
     allow_empty: bool = False,
     options: dict[str, str] | None = None,
 ) -> Iterator[Example]:
-    """Labelled texts of a file or a built-in dataset (``sst2``, ``sst2:dev``, ``imdb:test``).
+    """Labelled texts of a file or a built-in dataset (``sst2``, ``sst2:dev``,
+    ``sst2-phrases``, ``imdb:test``).
 
     A generator over a list read at once (IMDB streams from its archive).
     Empty (whitespace-only) texts are errors naming the line, unless
@@ -252,6 +284,11 @@ def read_examples(
         ds, sub = _builtin(name, split)
         if ds == "sst2":
             yield from _read_sst2(fetch(SST2_TRAIN if sub == "train" else SST2_DEV))
+        elif ds == "sst2-phrases":
+            phrases = sub == "train"
+            yield from (_read_glue_phrases if phrases else _read_sst2)(
+                fetch(SST2_PHRASES if phrases else SST2_DEV)
+            )
         else:
             yield from iter_imdb_tar(fetch(IMDB), sub)
         return
