@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 
-__all__ = ["fuzz_settings", "one_line", "without_file_permissions"]
+__all__ = ["config_overrides", "fuzz_settings", "one_line", "without_file_permissions"]
 
 
 def fuzz_settings(examples: int) -> settings:
@@ -20,6 +21,29 @@ def fuzz_settings(examples: int) -> settings:
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
+
+
+def config_overrides(config_class: type, words: list[str]) -> st.SearchStrategy[dict]:
+    """Keyword overrides for an estimator's constructor: real config keys (dotted with
+    ``__`` or their last part), made-up names, and values of every type, including
+    ``words`` that mean something to that application."""
+    from rnnkit.config import config_fields
+
+    keys = [key for key, _, _ in config_fields(config_class)]
+    names = st.one_of(
+        st.sampled_from(keys).map(lambda k: k.replace(".", "__")),
+        st.sampled_from(keys).map(lambda k: k.rsplit(".", 1)[-1]),
+        st.text(alphabet="abcdefghij_", min_size=1, max_size=12),
+    )
+    values = st.one_of(
+        st.integers(-(2**40), 2**40),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.booleans(),
+        st.none(),
+        st.text(max_size=12),
+        st.sampled_from(["0", "1", "-1", "nan", "inf", "1e9", "true", *words]),
+    )
+    return st.dictionaries(names, values, max_size=4)
 
 
 def one_line(exc: BaseException) -> None:

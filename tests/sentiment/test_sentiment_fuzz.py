@@ -23,13 +23,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rnnkit import SentimentClassifier
-from rnnkit.config import config_fields
 from rnnkit.errors import UserError
 from rnnkit.sentiment import SentimentConfig, SentimentDataConfig
 from rnnkit.sentiment.config import check_config
 from rnnkit.sentiment.data import LabelEncoder, fit_data
 from rnnkit.sentiment.readers import read_examples, read_texts
-from testkit import fuzz_settings, one_line
+from testkit import config_overrides, fuzz_settings, one_line
 
 FAST = fuzz_settings(30)
 SLOW = fuzz_settings(400)
@@ -190,21 +189,7 @@ def test_texts_to_predict_are_read_or_refused_many(workdir: Path, suffix: str, d
 
 # --------------------------------------------------------------------------- config overrides
 
-_KEYS = [key for key, _, _ in config_fields(SentimentConfig)]
-_names = st.one_of(
-    st.sampled_from(_KEYS).map(lambda k: k.replace(".", "__")),
-    st.sampled_from(_KEYS).map(lambda k: k.rsplit(".", 1)[-1]),
-    st.text(alphabet="abcdefghij_", min_size=1, max_size=12),
-)
-_values = st.one_of(
-    st.integers(-(2**40), 2**40),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.booleans(),
-    st.none(),
-    st.text(max_size=12),
-    st.sampled_from(["0", "1", "-1", "nan", "inf", "1e9", "true", "none", "lstm", "gru"]),
-    st.lists(st.integers(), max_size=2),
-)
+_OVERRIDES = config_overrides(SentimentConfig, ["none", "lstm", "gru"])
 
 
 def _check_overrides(overrides: dict[str, Any]) -> None:
@@ -216,13 +201,13 @@ def _check_overrides(overrides: dict[str, Any]) -> None:
 
 
 @FAST
-@given(overrides=st.dictionaries(_names, _values, max_size=4))
+@given(overrides=_OVERRIDES)
 def test_config_overrides_give_a_config_or_a_user_error(overrides: dict[str, Any]) -> None:
     _check_overrides(overrides)
 
 
 @pytest.mark.slow
 @SLOW
-@given(overrides=st.dictionaries(_names, _values, max_size=4))
+@given(overrides=_OVERRIDES)
 def test_config_overrides_give_a_config_or_a_user_error_many(overrides: dict[str, Any]) -> None:
     _check_overrides(overrides)

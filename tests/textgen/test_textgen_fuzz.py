@@ -22,14 +22,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rnnkit import TextGenerator
-from rnnkit.config import config_fields
 from rnnkit.errors import UserError
 from rnnkit.textgen import TextgenConfig
 from rnnkit.textgen.config import check_config
 from rnnkit.textgen.data import build_batches, encode_texts, load_text
 from rnnkit.textgen.model import check_sampling, sample_next
 from rnnkit.training.distributed import DistContext
-from testkit import fuzz_settings, one_line
+from testkit import config_overrides, fuzz_settings, one_line
 
 FAST = fuzz_settings(40)
 SLOW = fuzz_settings(500)
@@ -134,20 +133,7 @@ def test_sampling_options_sample_or_give_a_user_error_many(temperature, top_k, t
 
 # --------------------------------------------------------------------------- config overrides
 
-_KEYS = [key for key, _, _ in config_fields(TextgenConfig)]
-_names = st.one_of(
-    st.sampled_from(_KEYS).map(lambda k: k.replace(".", "__")),
-    st.sampled_from(_KEYS).map(lambda k: k.rsplit(".", 1)[-1]),
-    st.text(alphabet="abcdefghij_", min_size=1, max_size=12),
-)
-_values = st.one_of(
-    st.integers(-(2**40), 2**40),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.booleans(),
-    st.none(),
-    st.text(max_size=12),
-    st.sampled_from(["0", "1", "-1", "nan", "inf", "1e9", "true", "lstm", "random", "tbptt"]),
-)
+_OVERRIDES = config_overrides(TextgenConfig, ["lstm", "random", "tbptt"])
 
 
 def _check_overrides(overrides: dict[str, Any]) -> None:
@@ -159,13 +145,13 @@ def _check_overrides(overrides: dict[str, Any]) -> None:
 
 
 @FAST
-@given(overrides=st.dictionaries(_names, _values, max_size=4))
+@given(overrides=_OVERRIDES)
 def test_config_overrides_give_a_config_or_a_user_error(overrides: dict[str, Any]) -> None:
     _check_overrides(overrides)
 
 
 @pytest.mark.slow
 @SLOW
-@given(overrides=st.dictionaries(_names, _values, max_size=4))
+@given(overrides=_OVERRIDES)
 def test_config_overrides_give_a_config_or_a_user_error_many(overrides: dict[str, Any]) -> None:
     _check_overrides(overrides)

@@ -22,12 +22,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rnnkit import Translator
-from rnnkit.config import config_fields
 from rnnkit.errors import UserError
 from rnnkit.translate import TranslateConfig
 from rnnkit.translate.config import check_config
 from rnnkit.translate.data import as_pairs, cleaned, fit_pairs, load_pairs, read_lines
-from testkit import fuzz_settings, one_line
+from testkit import config_overrides, fuzz_settings, one_line
 
 FAST = fuzz_settings(40)
 SLOW = fuzz_settings(500)
@@ -167,20 +166,7 @@ def test_pairs_given_in_python_are_checked(pairs: Any) -> None:
 
 # --------------------------------------------------------------------------- config overrides
 
-_KEYS = [key for key, _, _ in config_fields(TranslateConfig)]
-_names = st.one_of(
-    st.sampled_from(_KEYS).map(lambda k: k.replace(".", "__")),
-    st.sampled_from(_KEYS).map(lambda k: k.rsplit(".", 1)[-1]),
-    st.text(alphabet="abcdefghij_", min_size=1, max_size=12),
-)
-_values = st.one_of(
-    st.integers(-(2**40), 2**40),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.booleans(),
-    st.none(),
-    st.text(max_size=12),
-    st.sampled_from(["0", "1", "-1", "nan", "inf", "1e9", "true", "gru", "additive", "260"]),
-)
+_OVERRIDES = config_overrides(TranslateConfig, ["gru", "additive", "260"])
 
 
 def _check_overrides(overrides: dict[str, Any]) -> None:
@@ -192,13 +178,13 @@ def _check_overrides(overrides: dict[str, Any]) -> None:
 
 
 @FAST
-@given(overrides=st.dictionaries(_names, _values, max_size=4))
+@given(overrides=_OVERRIDES)
 def test_config_overrides_give_a_config_or_a_user_error(overrides: dict[str, Any]) -> None:
     _check_overrides(overrides)
 
 
 @pytest.mark.slow
 @SLOW
-@given(overrides=st.dictionaries(_names, _values, max_size=4))
+@given(overrides=_OVERRIDES)
 def test_config_overrides_give_a_config_or_a_user_error_many(overrides: dict[str, Any]) -> None:
     _check_overrides(overrides)
