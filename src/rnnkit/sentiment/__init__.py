@@ -4,7 +4,8 @@
     from rnnkit.sentiment import SentimentConfig, load_config
 
 The application reads top to bottom: ``config`` (the config tree) ->
-``readers`` (files, SST-2, IMDB) -> ``data`` (splits, labels, batches) ->
+``readers`` (files, SST-2, IMDB) -> ``selection`` (model selection on held-out
+SST-2 training sentences) -> ``data`` (splits, labels, batches) ->
 ``model`` (the network) -> ``train`` (loss, optimizer, fitting one model) ->
 ``ensemble`` (N members, averaged) -> ``estimator`` (:class:`SentimentClassifier`)
 -> ``cli`` (``rnnkit sentiment ...``); ``report`` holds the metrics, the

@@ -23,18 +23,27 @@ __all__ = [
     "SentimentConfig",
     "SentimentDataConfig",
     "RESUME_KEYS",
+    "SELECT_ON",
     "TextClassifierConfig",
     "check_config",
     "load_config",
 ]
 
 POOLINGS = ("last", "mean", "max", "maxmean", "attention")
+# What model selection (best evaluation, early stopping) reads on sst2 and sst2-phrases:
+# "dev", SST-2's dev sentences; "train", a seeded data.val_fraction of SST-2's training
+# sentences held out of training with every phrase inside them (rnnkit.sentiment.selection).
+SELECT_ON = ("dev", "train")
 
 
 @dataclass(kw_only=True)
 class SentimentDataConfig:
     source: str = "sst2"  # sst2 | imdb | a .csv/.tsv/.jsonl file
     val_source: str = ""  # "": the dataset's dev split (sst2) or val_fraction of source
+    # sst2 / sst2-phrases: validate on "dev" (sst2:dev) or "train" (a seeded val_fraction of
+    # the training sentences, held out with every phrase inside them; dev is left for the
+    # reported figure). Sources without a dev split always hold out val_fraction.
+    select_on: str = "dev"
     val_fraction: float = 0.1  # held out of source when there is no dev split (seeded)
     text_column: str = "text"
     label_column: str = "label"
@@ -138,6 +147,7 @@ RESUME_KEYS = (
     "model.",
     "data.source",
     "data.val_source",
+    "data.select_on",
     "data.val_fraction",
     "data.text_column",
     "data.label_column",
@@ -206,7 +216,16 @@ def check_config(cfg: SentimentConfig) -> None:
     for name in ("max_len", "min_freq", "max_vocab", "subword_vocab_size", "oov_pieces"):
         if getattr(d, name) < 0:
             raise UserError(f"data.{name} must be >= 0, got {getattr(d, name)}")
-    held_out = not d.val_source and d.source.partition(":")[0] != "sst2"  # sst2 has a dev split
+    if d.select_on not in SELECT_ON:
+        raise UserError(f"data.select_on must be dev or train, got {d.select_on!r}")
+    if d.select_on == "train" and d.val_source:
+        raise UserError(
+            "data.select_on=train holds validation out of the training data, data.val_source "
+            "names other validation data; set one of the two"
+        )
+    # sst2 and sst2-phrases have a dev split (rnnkit.sentiment.readers.SST2_DEV_SETS)
+    has_dev = d.source.partition(":")[0] in ("sst2", "sst2-phrases")
+    held_out = not d.val_source and (not has_dev or d.select_on == "train")
     if held_out and not 0.0 < d.val_fraction < 1.0:
         raise UserError(
             f"data.val_fraction must be in (0, 1) when there is no data.val_source, got "

@@ -3,6 +3,8 @@
 - :func:`prepare_examples` / :func:`eval_examples`: the training, validation and
   evaluation data that a config names (files and built-in datasets are read by
   :mod:`rnnkit.sentiment.readers`); :func:`held_out_split` for texts passed to ``fit``;
+  with ``data.select_on = "train"`` the SST-2 sources validate on held-out training
+  sentences (:mod:`rnnkit.sentiment.selection`);
 - :func:`truncate` keeps the head and tail of long texts, :func:`check_texts`
   rejects empty ones;
 - :class:`LabelEncoder`: class labels <-> ids;
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -26,6 +28,7 @@ from rnnkit.errors import UserError
 from rnnkit.sentiment.config import SentimentDataConfig
 from rnnkit.sentiment.labels import label_key, normalize_labels
 from rnnkit.sentiment.readers import DATASETS, SST2_DEV_SETS, Example, read_examples
+from rnnkit.sentiment.selection import seeded_split, select_on_train
 
 __all__ = [
     "BucketBatches",
@@ -50,39 +53,40 @@ FitData = tuple[list[str], list[Any], list[str], list[Any]]  # texts, labels, va
 # ---------------------------------------------------------------------------
 
 
-def prepare_examples(cfg: SentimentDataConfig, seed: int) -> tuple[list[Example], list[Example]]:
+def prepare_examples(
+    cfg: SentimentDataConfig, seed: int, *, say: Callable[[str], None] | None = None
+) -> tuple[list[Example], list[Example]]:
     """Training and validation examples of ``cfg.source``.
 
-    Validation: ``val_source`` if set, else the dataset's dev split (``sst2``, ``sst2-phrases``),
-    else a seeded random ``val_fraction`` of the source.
+    Validation: ``val_source`` if set; else for ``sst2``/``sst2-phrases`` the dev
+    split (``select_on = "dev"``) or held-out training sentences (``select_on =
+    "train"``, :func:`select_on_train`); else a seeded random ``val_fraction`` of the
+    source. ``say``: where a line on what was held out goes (the estimator's messages).
     """
     kw = {"text_column": cfg.text_column, "label_column": cfg.label_column}
     name = cfg.source.partition(":")[0]
     train_ex = list(read_examples(cfg.source, split="train", **kw))
     if cfg.val_source:
         return train_ex, list(read_examples(cfg.val_source, **kw))
-    if name in SST2_DEV_SETS:
+    if name in SST2_DEV_SETS and cfg.select_on == "dev":
         return train_ex, list(read_examples("sst2:dev", **kw))
-    if not 0.0 < cfg.val_fraction < 1.0:
-        raise UserError(
-            f"data.val_fraction must be in (0, 1) when there is no data.val_source, got "
-            f"{cfg.val_fraction}"
-        )
-    order = list(range(len(train_ex)))
-    random.Random(seed).shuffle(order)
-    n_val = max(1, int(round(len(order) * cfg.val_fraction)))
-    if len(order) - n_val < 2:
-        raise UserError(f"{cfg.source} has too few rows ({len(order)}) to hold out validation")
-    val = sorted(order[:n_val])
-    keep = sorted(order[n_val:])
-    return [train_ex[i] for i in keep], [train_ex[i] for i in val]
+    if name in SST2_DEV_SETS:
+        return select_on_train(cfg, train_ex, seed, say=say)
+    return seeded_split(train_ex, cfg.val_fraction, seed, cfg.source)
 
 
 def validation_name(cfg: SentimentDataConfig) -> str:
     """What :func:`prepare_examples` validates on, in words (for the model card)."""
     if cfg.val_source:
         return cfg.val_source
-    if cfg.source.partition(":")[0] in SST2_DEV_SETS:
+    name = cfg.source.partition(":")[0]
+    if name in SST2_DEV_SETS and cfg.select_on == "train":
+        inside = ", with every phrase inside them" if name == "sst2-phrases" else ""
+        return (
+            f"a seeded {cfg.val_fraction:g} of the SST-2 training sentences (sst2:train), "
+            f"held out of training{inside} (data.select_on=train)"
+        )
+    if name in SST2_DEV_SETS:
         return "sst2:dev"
     return f"a seeded {cfg.val_fraction:g} of {cfg.source} held out of training"
 
@@ -91,7 +95,8 @@ def eval_examples(
     cfg: SentimentDataConfig, data: str | None = None, *, options: dict[str, str] | None = None
 ) -> tuple[str, list[Example]]:
     """``(name, examples)`` to evaluate on: ``data`` (a file, ``sst2:dev``, ``imdb:test``),
-    else the validation data of training (``val_source``, or the dataset's dev/test split).
+    else ``val_source``, else the dataset's dev/test split (``sst2:dev`` also with
+    ``select_on = "train"``: the reported figure, never the held-out sentences).
     ``options``: how the caller sets the columns (for messages, as in ``read_examples``)."""
     kw: dict[str, Any] = {
         "text_column": cfg.text_column,
@@ -137,16 +142,18 @@ def fit_data(
     val_labels: Sequence[Any] | None,
     *,
     seed: int,
+    say: Callable[[str], None] | None = None,
 ) -> tuple[FitData, str]:
     """What ``fit`` trains and validates on, checked, and what validation is, in words.
 
-    No ``texts``: :func:`prepare_examples` of the config. ``texts`` without
-    ``val_texts``: a seeded ``cfg.val_fraction`` is held out (:func:`held_out_split`).
+    No ``texts``: :func:`prepare_examples` of the config (``say`` gets its message).
+    ``texts`` without ``val_texts``: a seeded ``cfg.val_fraction`` is held out
+    (:func:`held_out_split`).
     """
     if texts is None:
         if labels is not None or val_texts is not None or val_labels is not None:
             raise UserError("pass texts with the labels (or no data: the config's data.source)")
-        train_ex, val_ex = prepare_examples(cfg, seed)
+        train_ex, val_ex = prepare_examples(cfg, seed, say=say)
         LabelEncoder().fit(e.label for e in train_ex)  # two classes or more, before training
         data = (
             [e.text for e in train_ex],

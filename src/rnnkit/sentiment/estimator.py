@@ -108,7 +108,9 @@ class SentimentClassifier(Estimator):
         """Fit tokenizer, labels and model(s) on ``texts``/``labels``; return ``self``.
 
         Without ``texts`` the config's ``data.source`` is read (validation: its
-        ``val_source``, the dataset's dev split, or a held-out ``val_fraction``).
+        ``val_source``, the dataset's dev split, or a held-out ``val_fraction``; on
+        SST-2 with ``data.select_on = "train"``, held-out training sentences and, for
+        ``sst2-phrases``, without the phrases inside them: :mod:`rnnkit.sentiment.selection`).
         Validation (``val_*``, else a seeded ``data.val_fraction`` of the data)
         picks the best evaluation (``train.eval_metric``, dev accuracy by default),
         whose weights the classifier keeps. ``run_dir``: where metrics and
@@ -130,7 +132,7 @@ class SentimentClassifier(Estimator):
             check_resume_config(run_dir, cfg, RESUME_KEYS, saved=saved)
         with self._threads():
             data, measured_on = fit_data(
-                cfg.data, texts, labels, val_texts, val_labels, seed=cfg.train.seed
+                cfg.data, texts, labels, val_texts, val_labels, seed=cfg.train.seed, say=self._say
             )
             if cfg.ensemble > 1:
                 self._fit_ensemble(cfg, data, measured_on, run_dir, resume, overwrite, jobs)
@@ -262,8 +264,9 @@ class SentimentClassifier(Estimator):
         """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix
         (:func:`~rnnkit.sentiment.report.classification_report`) as a JSON-ready dict.
 
-        Without ``texts``: the validation data of training (``data.val_source`` or
-        the dataset's dev/test split). A label not seen in training is an error.
+        Without ``texts``: ``data.val_source``, else the dataset's dev/test split
+        (``sst2:dev`` also when training selected on held-out training sentences,
+        ``data.select_on = "train"``). A label not seen in training is an error.
         """
         self._check_fitted()
         if texts is None:
