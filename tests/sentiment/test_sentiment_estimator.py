@@ -219,7 +219,7 @@ def test_bad_inputs_to_the_api(fitted: SentimentClassifier, tiny_config, pos, ne
 
 
 def test_presets_load_and_validate():
-    for preset in ("sst2", "imdb", "tiny"):
+    for preset in ("sst2", "sst2_phrases", "imdb", "tiny"):
         cfg = load_config(preset=preset)
         replace(cfg.model, vocab_size=10, num_classes=2).validate()
         assert cfg.epochs > 0 and cfg.train.eval_metric == "val_score"

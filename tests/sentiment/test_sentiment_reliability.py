@@ -51,7 +51,7 @@ def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 # --------------------------------------------------------------------------- checkpoints
 
 
-@pytest.mark.parametrize("preset", [None, "sst2", "imdb", "tiny"])
+@pytest.mark.parametrize("preset", [None, "sst2", "sst2_phrases", "imdb", "tiny"])
 def test_every_preset_writes_periodic_checkpoints(preset: str | None) -> None:
     # sst2 had checkpoint_interval = 0: a killed ensemble had nothing to resume from.
     assert load_config(preset=preset).train.checkpoint_interval > 0

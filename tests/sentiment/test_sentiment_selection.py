@@ -1,11 +1,13 @@
 """Model selection on held-out SST-2 training sentences (``data.select_on = "train"``):
 whole sentences held out, every phrase inside them dropped from training, seeded,
-dev untouched; the config key's errors."""
+dev untouched; the ``sst2_phrases`` preset; the config key's errors."""
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -176,3 +178,32 @@ def test_select_on_is_checked_before_any_data_is_read():
     with pytest.raises(UserError, match=r"data.val_fraction must be in \(0, 1\)"):
         check_config(replace(cfg, data=replace(cfg.data, val_fraction=0.0)))
     assert "data.select_on" in RESUME_KEYS  # a resumed run keeps its split
+
+
+# --------------------------------------------------------------------------- the preset
+
+
+def test_sst2_phrases_preset_fits_selecting_on_train_and_evaluates_on_dev(
+    fake_sst2, tmp_path: Path, capsys
+):
+    cfg = load_config(preset="sst2_phrases")
+    check_config(cfg)
+    d = cfg.data
+    assert (d.source, d.select_on, cfg.ensemble) == ("sst2-phrases", "train", 1)
+    assert 0 < cfg.train.max_seconds <= 15 * 60 and cfg.model.pooling == "attention"
+    small = {"train__max_steps": 3, "hidden_size": 8, "embed_dim": 8, "warmup_steps": 1}
+    clf = SentimentClassifier(preset="sst2_phrases", progress="none", plot=False, **small)
+    clf.fit(run_dir=tmp_path / "run")
+    err = capsys.readouterr().err
+    n = len(fake_sst2["sst2:train"])
+    assert f"model selection on 4 of the {n} SST-2 training sentences" in err  # 0.1 of them
+    measured = clf.metrics_["measured_on"]
+    assert measured.startswith("a seeded 0.1 of the SST-2 training sentences (sst2:train)")
+    assert measured.endswith("(4 texts)")
+    report = clf.evaluate()  # without data: sst2:dev, the figure to report
+    assert report["n"] == len(fake_sst2["sst2:dev"])
+    folder = clf.save(tmp_path / "model")
+    card = (folder / "README.md").read_text(encoding="utf-8")
+    assert "- select_on: `train`" in card and "Measured on a seeded 0.1 of the SST-2" in card
+    saved = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    assert saved["data"]["select_on"] == "train"
