@@ -93,6 +93,7 @@ def encode_utterances(
     skip: bool,
     say: Callable[[str], None] = lambda message: None,
     max_seconds: float = 0.0,
+    audio_out: list[np.ndarray] | None = None,
 ) -> list[tuple[Tensor, list[int]]]:
     """(un-normalised log-mels (T, M), labels) per utterance.
 
@@ -100,7 +101,8 @@ def encode_utterances(
     audio too short for its transcript under CTC (``T // subsample`` frames) and
     audio longer than ``max_seconds`` (> 0; the training limit ``data.max_audio_seconds``)
     are dropped and counted (one line to ``say``); ``skip=False``: the first one
-    raises :class:`UserError`.
+    raises :class:`UserError`. ``audio_out``: a list that receives the samples of
+    every kept utterance, in order (for training-time augmentation).
     """
     sr, s = features.config.sample_rate, subsample
     out: list[tuple[Tensor, list[int]]] = []
@@ -138,6 +140,8 @@ def encode_utterances(
             skipped["too short for CTC"] += 1
             continue
         out.append((feats, labels))
+        if audio_out is not None:
+            audio_out.append(audio)
     dropped = {k: v for k, v in skipped.items() if v}
     if dropped:
         say(
@@ -172,19 +176,30 @@ def collate(items: Sequence[tuple[Tensor, list[int]]]) -> SpeechBatch:
     )
 
 
+Featurize = Callable[[np.ndarray, list[int], np.random.Generator], Tensor]
+
+
+def _length(x: Tensor | np.ndarray) -> int:
+    return int(x.size(0)) if isinstance(x, Tensor) else len(x)
+
+
 class SpeechBatches:
     """Shuffled batches of similar length (sorted within pools of 50 batches), per epoch.
 
-    Deterministic for a given (seed, epoch): a resumed run sees the same batches.
+    ``items``: (features (T, M), labels), or (audio samples, labels) with
+    ``featurize(audio, labels, rng) -> features`` computing each batch's
+    features afresh (training-time augmentation). Deterministic for a given
+    (seed, epoch), augmentation included: a resumed run sees the same batches.
     """
 
     def __init__(
         self,
-        items: Sequence[tuple[Tensor, list[int]]],
+        items: Sequence[tuple[Tensor | np.ndarray, list[int]]],
         batch_size: int,
         *,
         shuffle: bool = True,
         seed: int = 0,
+        featurize: Featurize | None = None,
     ) -> None:
         if batch_size <= 0:
             raise UserError(f"data.batch_size must be > 0, got {batch_size}")
@@ -192,6 +207,7 @@ class SpeechBatches:
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
+        self.featurize = featurize
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -207,7 +223,7 @@ class SpeechBatches:
             pool = 50 * bs
             # Sort by length inside pools: less padding, still random across pools.
             chunks = [
-                sorted(order[i : i + pool], key=lambda j: self.items[j][0].size(0))
+                sorted(order[i : i + pool], key=lambda j: _length(self.items[j][0]))
                 for i in range(0, n, pool)
             ]
             batches = [c[i : i + bs] for c in chunks for i in range(0, len(c), bs)]
@@ -215,8 +231,12 @@ class SpeechBatches:
             batches = [batches[i] for i in perm]
         else:
             batches = [list(range(i, min(i + bs, n))) for i in range(0, n, bs)]
-        for idx in batches:
-            yield collate([self.items[int(j)] for j in idx])
+        for k, idx in enumerate(batches):
+            items = [self.items[int(j)] for j in idx]
+            if self.featurize is not None:
+                rng = np.random.default_rng((self.seed, self.epoch, 2, k))
+                items = [(self.featurize(x, t, rng), t) for x, t in items]
+            yield collate(items)
 
 
 @torch.no_grad()

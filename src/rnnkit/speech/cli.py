@@ -63,7 +63,7 @@ def _load(args: argparse.Namespace) -> SpeechRecognizer:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     rec = _load(args)
-    m = rec.evaluate(args.data, beam=args.beam, lm_weight=args.lm_weight)
+    m = rec.evaluate(args.data, beam=args.beam, lm_weight=args.lm_weight, lexicon=args.lexicon)
     _say(
         args,
         f"{m['measured_on']}: {m['utterances']} utterances | {m['decoder']} | "
@@ -78,8 +78,8 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
     sr = rec.config.features.sample_rate
     if args.plot and len(args.files) != 1:
         raise UserError("--plot takes one audio file; transcribe files one at a time to plot")
-    if args.stream and args.beam > 1:
-        raise UserError("--stream decodes greedily; drop --beam or --stream")
+    if args.stream and (args.beam > 1 or args.lexicon or args.lm_weight):
+        raise UserError("--stream decodes greedily; drop --beam/--lm-weight/--lexicon or --stream")
     results = []
     for path in args.files:
         words: list[dict[str, Any]] = []
@@ -91,7 +91,9 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
                 _say(args, f"\r{path}: {text}", end="", flush=True)
             _say(args, "")
         else:
-            (t,) = rec.transcribe(path, beam=args.beam, lm_weight=args.lm_weight)
+            (t,) = rec.transcribe(
+                path, beam=args.beam, lm_weight=args.lm_weight, lexicon=args.lexicon
+            )
             text = t.text
             words = [w._asdict() for w in t.words]
             _say(args, f"{path}: {text}")
@@ -113,6 +115,12 @@ def _decoding_arguments(q: argparse.ArgumentParser) -> None:
         type=float,
         default=0.0,
         help="weight of the character n-gram LM in beam search; 0 = no LM",
+    )
+    q.add_argument(
+        "--lexicon",
+        action="store_true",
+        help="beam search spells only words of the training transcripts (closed vocabularies "
+        "such as digits); with --beam 1 it uses a beam of 1",
     )
 
 

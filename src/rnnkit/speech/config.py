@@ -18,6 +18,7 @@ from rnnkit.errors import UserError
 from rnnkit.training import TrainConfig
 
 __all__ = [
+    "AugmentConfig",
     "CTCASRConfig",
     "FeatureConfig",
     "SpeechConfig",
@@ -70,11 +71,14 @@ class FeatureConfig:
     n_mels: int = 40
     fmin: float = 0.0
     fmax: float = 0.0  # 0 = sample_rate / 2
-    norm: str = "global"  # global (train mean/std) | utterance | none
+    # global: train mean/std | cmn: the utterance's mean over its speech frames (gain and
+    # microphone invariant; not streamable), train std | utterance: own mean/std | none
+    norm: str = "global"
     time_masks: int = 2  # SpecAugment (training only): number of time masks
     time_mask_width: int = 8  # max frames per time mask
     freq_masks: int = 2  # number of frequency masks
     freq_mask_width: int = 6  # max mel channels per frequency mask
+    time_warp: int = 0  # SpecAugment time warping: max shift of the warp point, frames; 0 = off
 
     def validate(self) -> None:
         if self.sample_rate <= 0:
@@ -83,9 +87,11 @@ class FeatureConfig:
             raise UserError(
                 f"features.win_ms and features.hop_ms must be > 0, got {self.win_ms}, {self.hop_ms}"
             )
-        if self.norm not in ("global", "utterance", "none"):
-            raise UserError(f"features.norm must be global, utterance or none, got {self.norm!r}")
-        for name in ("time_masks", "time_mask_width", "freq_masks", "freq_mask_width"):
+        if self.norm not in ("global", "cmn", "utterance", "none"):
+            raise UserError(
+                f"features.norm must be global, cmn, utterance or none, got {self.norm!r}"
+            )
+        for name in ("time_masks", "time_mask_width", "freq_masks", "freq_mask_width", "time_warp"):
             if getattr(self, name) < 0:
                 raise UserError(f"features.{name} must be >= 0, got {getattr(self, name)}")
         # The same checks as features.mel_filterbank, with the same messages.
@@ -105,6 +111,59 @@ class FeatureConfig:
     @property
     def hop_length(self) -> int:
         return int(round(self.sample_rate * self.hop_ms / 1000))
+
+
+@dataclass(kw_only=True)
+class AugmentConfig:
+    """Training-time audio augmentation (see :mod:`rnnkit.speech.augment`); all off by default.
+
+    Any setting above 0 makes training compute features batch by batch from the
+    augmented audio instead of once.
+    """
+
+    speed: float = 0.0  # speed perturbation: factor uniform in [1 - speed, 1 + speed]
+    vtlp: float = 0.0  # vocal tract length perturbation: warp in [1 - vtlp, 1 + vtlp]
+    noise_prob: float = 0.0  # share of utterances mixed with white/pink/brown noise or babble
+    snr_min_db: float = 5.0  # signal-to-noise ratio of that noise, uniform in [min, max]
+    snr_max_db: float = 30.0
+    reverb_prob: float = 0.0  # share of utterances convolved with a synthetic room response
+    pad_prob: float = 0.0  # share given leading/trailing silence (zeros or faint noise)
+    pad_seconds: float = 0.5  # at most this much silence on each side
+    gain_db: float = 0.0  # random gain in [-gain_db, +gain_db]
+
+    @property
+    def active(self) -> bool:
+        return any(
+            v > 0
+            for v in (
+                self.speed,
+                self.vtlp,
+                self.noise_prob,
+                self.reverb_prob,
+                self.pad_prob,
+                self.gain_db,
+            )
+        )
+
+    def validate(self) -> None:
+        for name in ("speed", "vtlp"):
+            if not 0.0 <= getattr(self, name) < 0.5:
+                raise UserError(f"augment.{name} must be in [0, 0.5), got {getattr(self, name)}")
+        for name in ("noise_prob", "reverb_prob", "pad_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise UserError(f"augment.{name} must be in [0, 1], got {getattr(self, name)}")
+        if not self.snr_min_db <= self.snr_max_db:
+            raise UserError(
+                f"augment.snr_min_db must be <= augment.snr_max_db, got {self.snr_min_db} "
+                f"and {self.snr_max_db}"
+            )
+        for name in ("pad_seconds", "gain_db"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and 0.0 <= v <= 60.0):
+                raise UserError(f"augment.{name} must be in [0, 60], got {v}")
+        for name in ("snr_min_db", "snr_max_db"):
+            if not math.isfinite(getattr(self, name)):
+                raise UserError(f"augment.{name} must be a finite number")
 
 
 @dataclass(kw_only=True)
@@ -158,6 +217,7 @@ def _default_train() -> TrainConfig:
 class SpeechConfig:
     data: SpeechDataConfig = field(default_factory=SpeechDataConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     model: CTCASRConfig = field(default_factory=CTCASRConfig)
     train: TrainConfig = field(default_factory=_default_train)
     run_dir: str = "runs/speech"  # the command line's default --run-dir

@@ -14,7 +14,8 @@ stays (blank, or its last label repeated without a blank between) or grows by
 one label (a repeat of its last label only after a blank). The ``beam`` most
 probable prefixes survive each frame. With a language model, growing a prefix
 by character c multiplies in ``P_lm(c | last n-1 characters) ** lm_weight``
-(and at the end ``P_lm(end | ...) ** lm_weight``).
+(and at the end ``P_lm(end | ...) ** lm_weight``). With a lexicon (the words of
+the training transcripts), prefixes may only spell lexicon words.
 
 Each decoder also returns, per emitted label, the frame at which it was first
 emitted: :func:`word_times` turns those into per-word start/end times.
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -129,6 +130,7 @@ class CharNgramLM:
         if not texts:
             raise UserError("the n-gram language model needs at least one transcript")
         self.chars_ = sorted(set("".join(texts)))
+        self.words_ = sorted({w for text in texts for w in text.split()})  # the lexicon
         self.counts_: dict[str, Counter[str]] = defaultdict(Counter)
         for text in texts:
             seq = self._START * (self.order - 1) + text + self._END
@@ -153,6 +155,7 @@ class CharNgramLM:
             "order": self.order,
             "k": self.k,
             "chars": self.chars_,
+            "words": self.words_,
             "counts": {h: dict(c) for h, c in self.counts_.items()},
         }
 
@@ -160,6 +163,8 @@ class CharNgramLM:
     def from_dict(cls, d: dict[str, object]) -> CharNgramLM:
         lm = cls(int(d["order"]), float(d["k"]))  # type: ignore[arg-type]
         lm.chars_ = list(d["chars"])  # type: ignore[call-overload]
+        # lm.json files written before the lexicon existed have no "words": none then.
+        lm.words_ = list(d.get("words", []))  # type: ignore[call-overload]
         lm.counts_ = defaultdict(Counter, {h: Counter(c) for h, c in d["counts"].items()})  # type: ignore[union-attr]
         return lm
 
@@ -172,13 +177,30 @@ def prefix_beam_search(
     lm: CharNgramLM | None = None,
     chars: Sequence[str] = (),
     lm_weight: float = 0.5,
+    lexicon: Collection[str] | None = None,
 ) -> Decoded:
     """CTC prefix beam search (see the module docstring); ``chars[i-1]`` is label ``i``'s
-    character (needed with ``lm``)."""
+    character (needed with ``lm`` or ``lexicon``).
+
+    ``lexicon``: the only words allowed (space-separated in the transcript). A prefix
+    may grow by a character only while its last word is the beginning of a lexicon
+    word, and by a space only after a whole one; at the end, prefixes whose last word
+    is unfinished (or empty: a trailing space) are dropped (unless no other prefix
+    survived): the result is empty or lexicon words joined by single spaces.
+    """
     if beam < 1:
         raise UserError(f"beam width must be >= 1, got {beam}")
-    if lm is not None and not chars:
-        raise ValueError("prefix_beam_search with lm needs chars (label -> character)")
+    if (lm is not None or lexicon is not None) and not chars:
+        raise ValueError("prefix_beam_search with lm or lexicon needs chars (label -> character)")
+    words = set(lexicon) if lexicon is not None else None
+    starts = {w[:i] for w in words for i in range(len(w) + 1)} if words is not None else None
+
+    def allowed(prefix_text: str, ch: str) -> bool:
+        if starts is None or words is None:
+            return True
+        last = prefix_text.rsplit(" ", 1)[-1]
+        return last in words if ch == " " else last + ch in starts
+
     lp = _as_numpy(log_probs)
     T, V = lp.shape
     # prefix -> [log p_b, log p_nb]; frames: prefix -> first-emission frames
@@ -213,6 +235,8 @@ def prefix_beam_search(
                     grown_from = total
                 if grown_from == _NEG_INF:
                     continue
+                if starts is not None and not allowed(text[prefix], chars[k - 1]):
+                    continue
                 new = prefix + (k,)
                 if new not in text:
                     text[new] = text[prefix] + (chars[k - 1] if chars else "")
@@ -228,6 +252,11 @@ def prefix_beam_search(
             score += lm_weight * lm.log_prob(text[kv[0]], None)
         return score
 
+    if words is not None:
+        whole = {
+            p: v for p, v in beams.items() if not text[p] or text[p].rsplit(" ", 1)[-1] in words
+        }
+        beams = whole or beams
     best, scores = max(beams.items(), key=final)
     return Decoded(list(best), list(frames[best]), _logadd(*scores))
 

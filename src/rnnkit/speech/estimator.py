@@ -32,10 +32,12 @@ import torch
 from rnnkit import config as config_lib
 from rnnkit.errors import UserError
 from rnnkit.estimator import Estimator
+from rnnkit.speech.augment import Augmenter
 from rnnkit.speech.batches import (
     CharVocab,
     SpeechBatch,
     SpeechBatches,
+    ctc_min_frames,
     encode_utterances,
     greedy_error_rates,
 )
@@ -76,9 +78,14 @@ if TYPE_CHECKING:
 __all__ = ["SpeechRecognizer"]
 
 
-def _decoder_name(beam: int, lm_weight: float) -> str:
-    greedy = beam <= 1 and lm_weight == 0
-    return "greedy" if greedy else f"beam {beam}" + (f" + LM {lm_weight:g}" if lm_weight else "")
+def _decoder_name(beam: int, lm_weight: float, lexicon: bool = False) -> str:
+    if beam <= 1 and lm_weight == 0 and not lexicon:
+        return "greedy"
+    return (
+        f"beam {beam}"
+        + (f" + LM {lm_weight:g}" if lm_weight else "")
+        + (" + lexicon" if lexicon else "")
+    )
 
 
 class SpeechRecognizer(Estimator):
@@ -125,6 +132,7 @@ class SpeechRecognizer(Estimator):
         cfg = self._runtime_config()
         cfg.data.validate()
         cfg.features.validate()
+        cfg.augment.validate()
         replace(cfg.model, input_size=1, vocab_size=2).validate()  # fail before loading data
         cfg.train.validate()
         check_run_dir(run_dir, resume=resume, overwrite=overwrite)
@@ -155,7 +163,14 @@ class SpeechRecognizer(Estimator):
         s = cfg.model.subsample if cfg.model.conv_channels else 1
         limit = cfg.data.max_audio_seconds
         kw: dict[str, Any] = {"subsample": s, "skip": True, "say": self._say, "max_seconds": limit}
-        train_items = encode_utterances(train, self.vocab_, self.features_, **kw)
+        train_audio: list[np.ndarray] = []
+        train_items = encode_utterances(
+            train,
+            self.vocab_,
+            self.features_,
+            audio_out=train_audio if cfg.augment.active else None,
+            **kw,
+        )
         val_items = encode_utterances(val, self.vocab_, self.features_, **kw)
         if not train_items or not val_items:
             raise UserError("no usable training or validation utterances are left after skipping")
@@ -174,7 +189,19 @@ class SpeechRecognizer(Estimator):
             f"{' bidirectional' if model_cfg.bidirectional else ''}, {n_params:,} parameters"
             + (f" -> {run_dir}" if run_dir else "")
         )
-        batches = SpeechBatches(train_items, cfg.data.batch_size, seed=cfg.train.seed)
+        if cfg.augment.active:  # features computed batch by batch from augmented audio
+            augmenter = Augmenter(
+                self.features_,
+                cfg.augment,
+                babble=train_audio,
+                min_frames=lambda labels: ctc_min_frames(labels) * s,
+            )
+            audio_items = [(a, t) for a, (_, t) in zip(train_audio, train_items, strict=True)]
+            batches = SpeechBatches(
+                audio_items, cfg.data.batch_size, seed=cfg.train.seed, featurize=augmenter
+            )
+        else:
+            batches = SpeechBatches(train_items, cfg.data.batch_size, seed=cfg.train.seed)
         val_batches = SpeechBatches(val_items, cfg.data.batch_size, shuffle=False)
         trainer = Trainer(
             self.model_,
@@ -217,15 +244,31 @@ class SpeechRecognizer(Estimator):
         f = self.config.features
         return f.hop_length * self.model_.subsample / f.sample_rate
 
-    def _decode(self, log_probs: torch.Tensor, beam: int, lm_weight: float) -> Transcript:
-        if beam <= 1 and lm_weight == 0:
+    def _lexicon(self) -> list[str]:
+        words = getattr(getattr(self, "lm_", None), "words_", None)
+        if not words:
+            raise UserError(
+                "this model was saved without a lexicon (lm.json from an older rnnkit); "
+                "decode without lexicon, or retrain"
+            )
+        return list(words)
+
+    def _decode(
+        self, log_probs: torch.Tensor, beam: int, lm_weight: float, lexicon: bool = False
+    ) -> Transcript:
+        if beam <= 1 and lm_weight == 0 and not lexicon:
             dec = greedy_decode(log_probs)
         else:
             lm = getattr(self, "lm_", None) if lm_weight > 0 else None
             if lm_weight > 0 and lm is None:
                 raise UserError("this model was saved without lm.json; use lm_weight=0")
             dec = prefix_beam_search(
-                log_probs, max(beam, 1), lm=lm, chars=self.vocab_.chars_, lm_weight=lm_weight
+                log_probs,
+                max(beam, 1),
+                lm=lm,
+                chars=self.vocab_.chars_,
+                lm_weight=lm_weight,
+                lexicon=self._lexicon() if lexicon else None,
             )
         chars = self.vocab_.chars_
         text = normalize_text(self.vocab_.decode(dec.labels))
@@ -250,13 +293,15 @@ class SpeechRecognizer(Estimator):
         *,
         beam: int = 1,
         lm_weight: float = 0.0,
+        lexicon: bool = False,
     ) -> list[Transcript]:
         """Transcribe audio files or mono float arrays (at ``features.sample_rate``).
 
         ``inputs``: one path or 1-D array, or a list of them; one
         :class:`~rnnkit.speech.decode.Transcript` (text, per-word times) each.
         ``beam=1`` is greedy decoding; ``beam>1`` prefix beam search, with the
-        character LM when ``lm_weight > 0``.
+        character LM when ``lm_weight > 0``; ``lexicon=True`` lets beam search spell
+        only words of the training transcripts.
         """
         self._check_fitted()
         out = []
@@ -264,7 +309,7 @@ class SpeechRecognizer(Estimator):
             for u in as_utterances(inputs):
                 audio = audio_of(u, self.config.features.sample_rate)
                 _, lp = self.log_probs(audio)
-                out.append(self._decode(lp, beam, lm_weight))
+                out.append(self._decode(lp, beam, lm_weight, lexicon))
         return out
 
     def predict(
@@ -273,9 +318,11 @@ class SpeechRecognizer(Estimator):
         *,
         beam: int = 1,
         lm_weight: float = 0.0,
+        lexicon: bool = False,
     ) -> list[str]:
         """The transcripts' text of :meth:`transcribe` (one string per input)."""
-        return [t.text for t in self.transcribe(inputs, beam=beam, lm_weight=lm_weight)]
+        out = self.transcribe(inputs, beam=beam, lm_weight=lm_weight, lexicon=lexicon)
+        return [t.text for t in out]
 
     @torch.no_grad()
     def stream(self, chunks: Iterable[np.ndarray]) -> Iterator[str]:
@@ -290,8 +337,11 @@ class SpeechRecognizer(Estimator):
         self._check_fitted()
         if self.model_.config.bidirectional:
             raise UserError("streaming needs a unidirectional model (model.bidirectional=false)")
-        if self.config.features.norm == "utterance":
-            raise UserError("streaming needs features.norm global or none (not utterance)")
+        if self.config.features.norm in ("utterance", "cmn"):
+            raise UserError(
+                f"streaming needs features.norm global or none (this model uses "
+                f"{self.config.features.norm}, which needs the whole utterance)"
+            )
         W, H = self.config.features.win_length, self.config.features.hop_length
         s = self.model_.subsample
         device = self._device()
@@ -326,6 +376,7 @@ class SpeechRecognizer(Estimator):
         *,
         beam: int = 1,
         lm_weight: float = 0.0,
+        lexicon: bool = False,
     ) -> dict[str, Any]:
         """WER and CER (jiwer) of ``data``; bad utterances raise :class:`UserError`.
 
@@ -345,11 +396,11 @@ class SpeechRecognizer(Estimator):
             for feats, labels in items:
                 x = self.features_.normalize(feats)[None].to(self._device())  # (1, T, M)
                 out = self.model_.eval()(x)
-                hyps.append(self._decode(out.log_probs[0].cpu(), beam, lm_weight).text)
+                hyps.append(self._decode(out.log_probs[0].cpu(), beam, lm_weight, lexicon).text)
                 refs.append(self.vocab_.decode(labels))
         result: dict[str, Any] = dict(error_rates(refs, hyps))
         result["utterances"] = len(refs)
-        result["decoder"] = _decoder_name(beam, lm_weight)
+        result["decoder"] = _decoder_name(beam, lm_weight, lexicon)
         result["measured_on"] = what
         return result
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from fractions import Fraction
 
 import numpy as np
@@ -46,6 +47,9 @@ __all__ = [
     "mel_to_hz",
     "resample",
     "spec_augment",
+    "speech_mean",
+    "time_warp",
+    "vtlp_warp",
 ]
 
 _LOG_FLOOR = 1e-6
@@ -173,6 +177,23 @@ def mel_to_hz(m: np.ndarray | float) -> np.ndarray:
     return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
 
 
+def vtlp_warp(
+    freqs: np.ndarray, alpha: float, sample_rate: int, f_hi: float = 4800.0
+) -> np.ndarray:
+    """Vocal tract length perturbation: frequencies ``freqs`` (Hz) warped by ``alpha``.
+
+    Piecewise linear (Jaitly & Hinton 2013, eq. 1): ``f * alpha`` up to a boundary
+    ``f_hi * min(alpha, 1) / alpha`` (scaled to the Nyquist frequency), then a line
+    that maps the Nyquist frequency onto itself, so the warped axis covers the same band.
+    """
+    nyq = sample_rate / 2
+    f_hi = min(f_hi, 0.9 * nyq)
+    b = f_hi * min(alpha, 1.0) / alpha
+    f = np.asarray(freqs, dtype=np.float64)
+    high = nyq - (nyq - alpha * b) * (nyq - f) / (nyq - b)
+    return np.where(f <= b, f * alpha, high)
+
+
 def mel_filterbank(
     sample_rate: int,
     n_fft: int,
@@ -180,10 +201,12 @@ def mel_filterbank(
     fmin: float = 0.0,
     fmax: float | None = None,
     norm: str | None = None,
+    warp: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Triangular mel filters, (n_mels, n_fft // 2 + 1), float64; see the module docstring.
 
-    Bin ``k`` sits at frequency ``k * sample_rate / n_fft``. Weights are the
+    Bin ``k`` sits at frequency ``k * sample_rate / n_fft`` (``warp(frequencies)``
+    when given: vocal tract length perturbation). Weights are the
     triangle evaluated at each bin's frequency (as librosa.filters.mel with
     ``htk=True``).
     """
@@ -198,6 +221,8 @@ def mel_filterbank(
     if norm not in (None, "slaney"):
         raise UserError(f"mel norm must be None or 'slaney', got {norm!r}")
     bins = np.arange(n_fft // 2 + 1) * sample_rate / n_fft  # (F,) Hz
+    if warp is not None:
+        bins = warp(bins)  # VTLP: the filters see the spectrum on a warped frequency axis
     edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))  # (M+2,)
     lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]  # (M, 1) each
     rising = (bins[None, :] - lo) / (mid - lo)  # (M, F)
@@ -208,12 +233,27 @@ def mel_filterbank(
     return weights
 
 
+def speech_mean(feats: Tensor, floor_db: float = 30.0) -> Tensor:
+    """Per-channel mean (M,) of the frames of ``feats`` (T, M) that hold speech: those whose
+    energy is within ``floor_db`` of the loudest frame's.
+
+    Cepstral mean normalisation (CMN) with this mean removes the recording's gain and
+    the microphone's frequency response (both add a constant to log-mels) without
+    letting leading or trailing silence, digital or not, shift it.
+    """
+    energy = torch.logsumexp(feats, dim=1)  # (T,) log of the frame's mel energy
+    active = energy >= energy.max() - floor_db * np.log(10) / 10
+    return feats[active].mean(0)
+
+
 class LogMel:
     """Log-mel features with optional normalisation, fitted like a scikit-learn scaler.
 
     ``norm="global"`` subtracts the per-channel mean and divides by the std of
-    the training features (``fit``; learned ``mean_``, ``std_``);
-    ``"utterance"`` does the same with each utterance's own statistics
+    the training features (``fit``; learned ``mean_``, ``std_``); ``"cmn"``
+    subtracts the utterance's own mean over its speech frames (:func:`speech_mean`)
+    and divides by the training std of such centred features (not streamable);
+    ``"utterance"`` does the same as global with each utterance's own statistics
     (not streamable); ``"none"`` leaves the log-mels as they are.
     """
 
@@ -224,24 +264,50 @@ class LogMel:
         self.window = torch.hann_window(c.win_length, periodic=True)  # (W,)
         fb = mel_filterbank(c.sample_rate, c.win_length, c.n_mels, c.fmin, c.fmax)
         self.fbank = torch.from_numpy(fb).float()  # (M, F)
+        self._warped: dict[float, Tensor] = {}  # VTLP filterbanks by warp factor
         self.mean_: Tensor | None = None
         self.std_: Tensor | None = None
 
-    def logmel(self, audio: np.ndarray | Tensor) -> Tensor:
-        """Un-normalised log-mels (T, n_mels) of mono audio (N,); T = (N - win) // hop + 1."""
+    def _filterbank(self, vtlp: float) -> Tensor:
+        if vtlp == 1.0:
+            return self.fbank
+        key = round(vtlp, 3)
+        if key not in self._warped:
+            c = self.config
+            fb = mel_filterbank(
+                c.sample_rate,
+                c.win_length,
+                c.n_mels,
+                c.fmin,
+                c.fmax,
+                warp=lambda f: vtlp_warp(f, key, c.sample_rate),
+            )
+            self._warped[key] = torch.from_numpy(fb).float()
+        return self._warped[key]
+
+    def logmel(self, audio: np.ndarray | Tensor, *, vtlp: float = 1.0) -> Tensor:
+        """Un-normalised log-mels (T, n_mels) of mono audio (N,); T = (N - win) // hop + 1.
+
+        ``vtlp``: a vocal-tract-length warp factor (training augmentation; 1 = none).
+        """
         x = torch.as_tensor(audio, dtype=torch.float32).flatten()
         W, H = self.config.win_length, self.config.hop_length
         if x.numel() < W:
             return torch.zeros(0, self.config.n_mels)
         frames = x.unfold(0, W, H) * self.window  # (T, W)
         power = torch.fft.rfft(frames, n=W).abs().pow(2)  # (T, F)
-        return torch.log(power @ self.fbank.T + _LOG_FLOOR)  # (T, M)
+        return torch.log(power @ self._filterbank(vtlp).T + _LOG_FLOOR)  # (T, M)
 
     def fit(self, feats: list[Tensor]) -> LogMel:
-        """Learn the global mean/std from un-normalised log-mels of the training set."""
-        if self.config.norm == "global":
+        """Learn the normalisation statistics from un-normalised log-mels of the training set
+        (``global``: per-channel mean and std; ``cmn``: the std after each utterance's own
+        speech mean is removed)."""
+        norm = self.config.norm
+        if norm in ("global", "cmn"):
             if not feats:
                 raise UserError("cannot fit feature normalisation on an empty training set")
+            if norm == "cmn":
+                feats = [f - speech_mean(f) for f in feats if f.size(0) > 0]
             allf = torch.cat(feats, 0)  # (sum T, M)
             self.mean_ = allf.mean(0)
             self.std_ = allf.std(0).clamp_min(1e-5)
@@ -249,9 +315,11 @@ class LogMel:
 
     def normalize(self, feats: Tensor) -> Tensor:
         norm = self.config.norm
-        if norm == "global":
+        if norm in ("global", "cmn"):
             if self.mean_ is None or self.std_ is None:
-                raise RuntimeError("LogMel.fit must be called before normalize (norm=global)")
+                raise RuntimeError(f"LogMel.fit must be called before normalize (norm={norm})")
+            if norm == "cmn":
+                return (feats - speech_mean(feats)) / self.std_ if feats.size(0) else feats
             return (feats - self.mean_) / self.std_
         if norm == "utterance" and feats.size(0) > 0:
             return (feats - feats.mean(0)) / feats.std(0, unbiased=False).clamp_min(1e-5)
@@ -273,12 +341,38 @@ class LogMel:
         return self
 
 
+def time_warp(feats: Tensor, n: int, w: int, generator: torch.Generator | None = None) -> Tensor:
+    """SpecAugment time warping of one utterance's first ``n`` frames (``feats`` (T, M)).
+
+    A point ``c`` in ``[w + 1, n - w)`` moves to ``c + d``, ``d`` uniform in ``[-w, w]``;
+    the frames before and after it are stretched linearly to fill ``[0, c + d)`` and
+    ``[c + d, n)``. The length stays ``n``. Returns a new tensor.
+    """
+    out = feats.clone()
+    if w <= 0 or n <= 2 * w + 1:
+        return out
+    c = int(torch.randint(w + 1, n - w, (1,), generator=generator))
+    d = int(torch.randint(-w, w + 1, (1,), generator=generator))
+    if d == 0:
+        return out
+    x = feats[:n].T[None]  # (1, M, n)
+    left = torch.nn.functional.interpolate(
+        x[..., :c], size=c + d, mode="linear", align_corners=True
+    )
+    right = torch.nn.functional.interpolate(
+        x[..., c:], size=n - c - d, mode="linear", align_corners=True
+    )
+    out[:n] = torch.cat([left, right], -1)[0].T
+    return out
+
+
 def spec_augment(
     feats: Tensor, lengths: Tensor, config: FeatureConfig, generator: torch.Generator | None = None
 ) -> Tensor:
-    """SpecAugment time and frequency masking (Park et al. 2019, sec. 2), no time warping.
+    """SpecAugment (Park et al. 2019, sec. 2): time warping, time and frequency masking.
 
-    ``feats`` (B, T, M); each utterance gets ``time_masks`` masks of width
+    ``feats`` (B, T, M); each utterance is time-warped by up to ``time_warp``
+    frames (:func:`time_warp`, 0 = off), then gets ``time_masks`` masks of width
     uniform in [0, time_mask_width] inside its own length, and ``freq_masks``
     masks of width in [0, freq_mask_width]. Masked values are set to 0 (the
     mean of normalised features). Returns a new tensor.
@@ -287,6 +381,8 @@ def spec_augment(
     B, _, M = feats.shape
     for b in range(B):
         n = int(lengths[b])
+        if config.time_warp > 0:
+            out[b] = time_warp(out[b], n, config.time_warp, generator)
         for _ in range(config.time_masks):
             w = int(torch.randint(0, config.time_mask_width + 1, (1,), generator=generator))
             w = min(w, n // 5)  # never hide more than a fifth of a short utterance per mask
