@@ -23,11 +23,12 @@ from rnnkit.speech.augment import (
     colored_noise,
     room_impulse,
     speed_perturb,
+    time_warp,
 )
 from rnnkit.speech.batches import SpeechBatches
 from rnnkit.speech.config import AugmentConfig, load_config
 from rnnkit.speech.decode import CharNgramLM, prefix_beam_search
-from rnnkit.speech.features import LogMel, mel_filterbank, speech_mean, time_warp, vtlp_warp
+from rnnkit.speech.features import LogMel, mel_filterbank, speech_mean, vtlp_warp
 
 
 def _peak_hz(x: np.ndarray, sr: int = SR) -> float:

@@ -12,6 +12,7 @@ from scipy.signal import get_window
 
 from rnnkit.errors import UserError
 from rnnkit.speech import FeatureConfig
+from rnnkit.speech.augment import spec_augment
 from rnnkit.speech.features import (
     LogMel,
     frames_in,
@@ -19,7 +20,6 @@ from rnnkit.speech.features import (
     load_audio,
     mel_filterbank,
     mel_to_hz,
-    spec_augment,
 )
 
 

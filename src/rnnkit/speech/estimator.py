@@ -1,5 +1,8 @@
 """SpeechRecognizer: audio in, text out (log-mel features -> recurrent CTC model -> decoder).
 
+Longer than 400 lines: one estimator class read top to bottom (fit, decoding,
+streaming, scoring, plotting, the save/load hooks); split, the contract would scatter.
+
 Read top to bottom: fit -> transcribe/predict, stream, evaluate, plot_alignment ->
 the save/load hooks of the base :class:`~rnnkit.estimator.Estimator`::
 
@@ -32,7 +35,7 @@ import torch
 from rnnkit import config as config_lib
 from rnnkit.errors import UserError
 from rnnkit.estimator import Estimator
-from rnnkit.speech.augment import Augmenter
+from rnnkit.speech.augment import Augmenter, spec_augment
 from rnnkit.speech.batches import (
     CharVocab,
     SpeechBatch,
@@ -60,7 +63,7 @@ from rnnkit.speech.decode import (
     prefix_beam_search,
     word_times,
 )
-from rnnkit.speech.features import LogMel, spec_augment
+from rnnkit.speech.features import LogMel
 from rnnkit.speech.model import CTCASR, ctc_loss
 from rnnkit.speech.plots import plot_alignment
 from rnnkit.training import (

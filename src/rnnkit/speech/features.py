@@ -46,9 +46,7 @@ __all__ = [
     "mel_filterbank",
     "mel_to_hz",
     "resample",
-    "spec_augment",
     "speech_mean",
-    "time_warp",
     "vtlp_warp",
 ]
 
@@ -339,62 +337,6 @@ class LogMel:
         self.mean_ = None if d.get("mean") is None else torch.tensor(d["mean"])
         self.std_ = None if d.get("std") is None else torch.tensor(d["std"])
         return self
-
-
-def time_warp(feats: Tensor, n: int, w: int, generator: torch.Generator | None = None) -> Tensor:
-    """SpecAugment time warping of one utterance's first ``n`` frames (``feats`` (T, M)).
-
-    A point ``c`` in ``[w + 1, n - w)`` moves to ``c + d``, ``d`` uniform in ``[-w, w]``;
-    the frames before and after it are stretched linearly to fill ``[0, c + d)`` and
-    ``[c + d, n)``. The length stays ``n``. Returns a new tensor.
-    """
-    out = feats.clone()
-    if w <= 0 or n <= 2 * w + 1:
-        return out
-    c = int(torch.randint(w + 1, n - w, (1,), generator=generator))
-    d = int(torch.randint(-w, w + 1, (1,), generator=generator))
-    if d == 0:
-        return out
-    x = feats[:n].T[None]  # (1, M, n)
-    left = torch.nn.functional.interpolate(
-        x[..., :c], size=c + d, mode="linear", align_corners=True
-    )
-    right = torch.nn.functional.interpolate(
-        x[..., c:], size=n - c - d, mode="linear", align_corners=True
-    )
-    out[:n] = torch.cat([left, right], -1)[0].T
-    return out
-
-
-def spec_augment(
-    feats: Tensor, lengths: Tensor, config: FeatureConfig, generator: torch.Generator | None = None
-) -> Tensor:
-    """SpecAugment (Park et al. 2019, sec. 2): time warping, time and frequency masking.
-
-    ``feats`` (B, T, M); each utterance is time-warped by up to ``time_warp``
-    frames (:func:`time_warp`, 0 = off), then gets ``time_masks`` masks of width
-    uniform in [0, time_mask_width] inside its own length, and ``freq_masks``
-    masks of width in [0, freq_mask_width]. Masked values are set to 0 (the
-    mean of normalised features). Returns a new tensor.
-    """
-    out = feats.clone()
-    B, _, M = feats.shape
-    for b in range(B):
-        n = int(lengths[b])
-        if config.time_warp > 0:
-            out[b] = time_warp(out[b], n, config.time_warp, generator)
-        for _ in range(config.time_masks):
-            w = int(torch.randint(0, config.time_mask_width + 1, (1,), generator=generator))
-            w = min(w, n // 5)  # never hide more than a fifth of a short utterance per mask
-            if w > 0:
-                t0 = int(torch.randint(0, n - w + 1, (1,), generator=generator))
-                out[b, t0 : t0 + w] = 0.0
-        for _ in range(config.freq_masks):
-            w = int(torch.randint(0, min(config.freq_mask_width, M) + 1, (1,), generator=generator))
-            if w > 0:
-                f0 = int(torch.randint(0, M - w + 1, (1,), generator=generator))
-                out[b, :n, f0 : f0 + w] = 0.0
-    return out
 
 
 def frames_in(num_samples: int, config: FeatureConfig) -> int:
