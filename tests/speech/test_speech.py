@@ -15,9 +15,10 @@ import soundfile as sf
 import torch
 from speech_clips import SR, TEXTS, tiny_config, tone_clip
 
+import rnnkit.speech
 from rnnkit import NotFittedError, SpeechRecognizer
 from rnnkit.errors import UserError
-from rnnkit.speech import Utterance
+from rnnkit.speech import Utterance, load_config
 from rnnkit.speech.batches import CharVocab
 from rnnkit.speech.data import connected_digits, fsdd_utterances, load_source, read_manifest
 from rnnkit.speech.features import LogMel
@@ -352,3 +353,17 @@ def test_cuda_model_gives_the_cpu_transcripts(overfit, tmp_path) -> None:
     rec = SpeechRecognizer(tiny_config(bidirectional=False), device="cuda", max_steps=5)
     rec.fit(utts, utts)
     assert next(rec.model_.parameters()).is_cuda and len(rec.predict(clips)) == 6
+
+
+@pytest.mark.parametrize(
+    "preset",
+    sorted(p.stem for p in (Path(rnnkit.speech.__file__).parent / "presets").glob("*.toml")),
+)
+def test_every_shipped_preset_loads_and_validates(preset: str) -> None:
+    cfg = load_config(preset=preset)
+    for section in (cfg.data, cfg.features, cfg.augment, cfg.train):
+        section.validate()
+    replace(cfg.model, input_size=1, vocab_size=2).validate()
+    if "stream" in preset:  # streamable: one direction, a normalisation that needs no future
+        assert not cfg.model.bidirectional
+        assert cfg.features.norm in ("global", "causal_cmn", "none")

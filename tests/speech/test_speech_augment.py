@@ -250,3 +250,46 @@ def test_fit_with_augmentation_and_cmn_then_lexicon_decoding() -> None:
     rec.lm_.words_ = []
     with pytest.raises(UserError, match="without a lexicon"):
         rec.predict(utts[0].audio, beam=2, lexicon=True)
+
+
+def _running_mean_oracle(f: torch.Tensor, prior: torch.Tensor, n0: float) -> torch.Tensor:
+    """Frame by frame in plain Python: the mean of the speech frames so far, with a prior."""
+    out, total, count, loudest = [], torch.zeros(f.size(1)), 0.0, -math.inf
+    for t in range(f.size(0)):
+        e = float(torch.logsumexp(f[t], 0))
+        loudest = max(loudest, e)
+        if e >= loudest - 3 * math.log(10):  # within 30 dB
+            total, count = total + f[t], count + 1
+        out.append((n0 * prior + total) / (n0 + count))
+    return torch.stack(out)
+
+
+def test_causal_cmn_is_a_running_speech_mean_and_streams_exactly() -> None:
+    cfg = FeatureConfig(norm="causal_cmn")
+    lm = LogMel(cfg).fit([LogMel(cfg).logmel(tone_clip(t, i)) for i, t in enumerate(TEXTS)])
+    clip = np.concatenate([np.zeros(3000, np.float32), tone_clip("cab a", 2)])
+    f = lm.logmel(clip)
+    whole = lm.normalize(f)
+    expected = (f - _running_mean_oracle(f, lm.mean_, 10.0)) / lm.std_
+    assert torch.allclose(whole, expected, atol=1e-4)
+    for cut in (1, 7, 30):  # chunk by chunk equals all at once
+        state, parts = None, []
+        for i in range(0, f.size(0), cut):
+            part, state = lm.normalize_stream(f[i : i + cut], state)
+            parts.append(part)
+        assert torch.allclose(torch.cat(parts), whole, atol=1e-5)
+    with pytest.raises(UserError, match="needs the whole utterance"):
+        LogMel(FeatureConfig(norm="cmn")).normalize_stream(f, None)
+
+
+@pytest.mark.parametrize("chunk", [800, 1337])
+def test_a_causal_cmn_model_streams_what_it_transcribes(chunk) -> None:
+    cfg = tiny_config(bidirectional=False)
+    cfg = dataclasses.replace(cfg, features=dataclasses.replace(cfg.features, norm="causal_cmn"))
+    utts = [Utterance(tone_clip(t, i), t, "", f"u{i}") for i, t in enumerate(TEXTS)]
+    rec = SpeechRecognizer(cfg, threads=1, verbose=False).fit(utts, utts)
+    x = tone_clip("cab a", 7)
+    partials = list(rec.stream(x[i : i + chunk] for i in range(0, len(x), chunk)))
+    assert partials[-1] == rec.transcribe([x])[0].text
+    assert partials[-1] == "cab a"  # and it learned the clips
+    assert any(p and p != partials[-1] for p in partials)  # words before the audio ends

@@ -72,7 +72,8 @@ class FeatureConfig:
     fmin: float = 0.0
     fmax: float = 0.0  # 0 = sample_rate / 2
     # global: train mean/std | cmn: the utterance's mean over its speech frames (gain and
-    # microphone invariant; not streamable), train std | utterance: own mean/std | none
+    # microphone invariant; not streamable), train std | causal_cmn: the running speech mean
+    # up to each frame (streamable) | utterance: own mean/std | none
     norm: str = "global"
     time_masks: int = 2  # SpecAugment (training only): number of time masks
     time_mask_width: int = 8  # max frames per time mask
@@ -87,9 +88,10 @@ class FeatureConfig:
             raise UserError(
                 f"features.win_ms and features.hop_ms must be > 0, got {self.win_ms}, {self.hop_ms}"
             )
-        if self.norm not in ("global", "cmn", "utterance", "none"):
+        if self.norm not in ("global", "cmn", "causal_cmn", "utterance", "none"):
             raise UserError(
-                f"features.norm must be global, cmn, utterance or none, got {self.norm!r}"
+                "features.norm must be global, cmn, causal_cmn, utterance or none, got "
+                f"{self.norm!r}"
             )
         for name in ("time_masks", "time_mask_width", "freq_masks", "freq_mask_width", "time_warp"):
             if getattr(self, name) < 0:

@@ -331,7 +331,7 @@ class SpeechRecognizer(Estimator):
     def stream(self, chunks: Iterable[np.ndarray]) -> Iterator[str]:
         """Streaming greedy transcription: audio chunks in, the partial transcript after each.
 
-        Needs a unidirectional model and ``features.norm`` global or none. Audio
+        Needs a unidirectional model and ``features.norm`` global, causal_cmn or none. Audio
         is kept only until its feature frames exist; the recurrent state carries
         the rest (O(1) memory per step), and frames wait in groups of
         ``model.subsample`` for the front end. The last partial transcript equals
@@ -342,7 +342,7 @@ class SpeechRecognizer(Estimator):
             raise UserError("streaming needs a unidirectional model (model.bidirectional=false)")
         if self.config.features.norm in ("utterance", "cmn"):
             raise UserError(
-                f"streaming needs features.norm global or none (this model uses "
+                f"streaming needs features.norm global, causal_cmn or none (this model uses "
                 f"{self.config.features.norm}, which needs the whole utterance)"
             )
         W, H = self.config.features.win_length, self.config.features.hop_length
@@ -351,6 +351,7 @@ class SpeechRecognizer(Estimator):
         audio = np.zeros(0, dtype=np.float32)
         pending = torch.zeros(0, self.config.features.n_mels)  # frames not yet in a group of s
         state: Any = None
+        norm_state: Any = None
         best_prev, labels = 0, []
         self.model_.eval()
         for chunk in chunks:
@@ -358,7 +359,8 @@ class SpeechRecognizer(Estimator):
                 audio = np.concatenate([audio, np.asarray(chunk, dtype=np.float32).flatten()])
                 n_frames = 0 if len(audio) < W else (len(audio) - W) // H + 1
                 if n_frames:
-                    feats = self.features_(audio[: (n_frames - 1) * H + W])  # (n, M)
+                    raw = self.features_.logmel(audio[: (n_frames - 1) * H + W])  # (n, M)
+                    feats, norm_state = self.features_.normalize_stream(raw, norm_state)
                     audio = audio[n_frames * H :]  # keep the overlap for the next frame
                     pending = torch.cat([pending, feats], 0)
                 usable = pending.size(0) // s * s

@@ -22,6 +22,7 @@ mel-spaced points ``f[m], f[m+1], f[m+2]`` (n_mels + 2 points from ``fmin`` to
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable
@@ -231,7 +232,11 @@ def mel_filterbank(
     return weights
 
 
-def speech_mean(feats: Tensor, floor_db: float = 30.0) -> Tensor:
+_SPEECH_FLOOR_DB = 30.0  # speech frames: energy within this of the loudest frame
+_CMN_PRIOR_FRAMES = 10.0  # causal_cmn: weight of the training speech mean, in frames
+
+
+def speech_mean(feats: Tensor, floor_db: float = _SPEECH_FLOOR_DB) -> Tensor:
     """Per-channel mean (M,) of the frames of ``feats`` (T, M) that hold speech: those whose
     energy is within ``floor_db`` of the loudest frame's.
 
@@ -251,6 +256,8 @@ class LogMel:
     the training features (``fit``; learned ``mean_``, ``std_``); ``"cmn"``
     subtracts the utterance's own mean over its speech frames (:func:`speech_mean`)
     and divides by the training std of such centred features (not streamable);
+    ``"causal_cmn"`` subtracts the running speech mean up to each frame instead
+    (streamable: :meth:`normalize_stream`);
     ``"utterance"`` does the same as global with each utterance's own statistics
     (not streamable); ``"none"`` leaves the log-mels as they are.
     """
@@ -299,13 +306,21 @@ class LogMel:
     def fit(self, feats: list[Tensor]) -> LogMel:
         """Learn the normalisation statistics from un-normalised log-mels of the training set
         (``global``: per-channel mean and std; ``cmn``: the std after each utterance's own
-        speech mean is removed)."""
+        speech mean is removed; ``causal_cmn``: the mean of all speech frames, the prior
+        of the running mean, and the std after it is removed)."""
         norm = self.config.norm
-        if norm in ("global", "cmn"):
+        if norm in ("global", "cmn", "causal_cmn"):
+            feats = [f for f in feats if f.size(0) > 0]
             if not feats:
                 raise UserError("cannot fit feature normalisation on an empty training set")
             if norm == "cmn":
-                feats = [f - speech_mean(f) for f in feats if f.size(0) > 0]
+                feats = [f - speech_mean(f) for f in feats]
+            elif norm == "causal_cmn":
+                self.mean_ = torch.stack([speech_mean(f) for f in feats]).mean(0)
+                self.std_ = torch.ones_like(self.mean_)
+                feats = [self.normalize(f) for f in feats]  # running mean removed, std 1
+                self.std_ = torch.cat(feats, 0).std(0).clamp_min(1e-5)
+                return self
             allf = torch.cat(feats, 0)  # (sum T, M)
             self.mean_ = allf.mean(0)
             self.std_ = allf.std(0).clamp_min(1e-5)
@@ -313,15 +328,53 @@ class LogMel:
 
     def normalize(self, feats: Tensor) -> Tensor:
         norm = self.config.norm
-        if norm in ("global", "cmn"):
+        if norm in ("global", "cmn", "causal_cmn"):
             if self.mean_ is None or self.std_ is None:
                 raise RuntimeError(f"LogMel.fit must be called before normalize (norm={norm})")
             if norm == "cmn":
                 return (feats - speech_mean(feats)) / self.std_ if feats.size(0) else feats
+            if norm == "causal_cmn":
+                return self.normalize_stream(feats, None)[0]
             return (feats - self.mean_) / self.std_
         if norm == "utterance" and feats.size(0) > 0:
             return (feats - feats.mean(0)) / feats.std(0, unbiased=False).clamp_min(1e-5)
         return feats
+
+    def normalize_stream(
+        self, feats: Tensor, state: tuple[float, Tensor, float] | None
+    ) -> tuple[Tensor, tuple[float, Tensor, float] | None]:
+        """Normalise the next frames of a stream: (features, the state for the next call).
+
+        ``global``/``none`` need no state. ``causal_cmn`` removes, from frame ``t``,
+        the running mean of the speech frames up to ``t`` (energy within 30 dB of the
+        loudest frame so far), started from the training set's speech mean as
+        ``_CMN_PRIOR_FRAMES`` frames of prior: ``state`` is (loudest energy, sum of
+        speech frames, their count). Chunk by chunk, the frames equal those of the
+        whole utterance at once.
+        """
+        norm = self.config.norm
+        if norm in ("utterance", "cmn"):
+            raise UserError(
+                f"features.norm={norm} needs the whole utterance; streaming needs global, "
+                "causal_cmn or none"
+            )
+        if norm != "causal_cmn":
+            return self.normalize(feats), state
+        if self.mean_ is None or self.std_ is None:
+            raise RuntimeError("LogMel.fit must be called before normalize (norm=causal_cmn)")
+        M = feats.size(1)
+        peak, total, count = state if state is not None else (-math.inf, torch.zeros(M), 0.0)
+        if feats.size(0) == 0:
+            return feats, (peak, total, count)
+        energy = torch.logsumexp(feats, dim=1)  # (T,)
+        loudest = torch.cummax(energy, 0).values.clamp_min(peak)  # (T,)
+        active = (energy >= loudest - _SPEECH_FLOOR_DB * math.log(10) / 10).to(feats.dtype)
+        sums = total + torch.cumsum(feats * active[:, None], 0)  # (T, M)
+        counts = count + torch.cumsum(active, 0)  # (T,)
+        n0 = _CMN_PRIOR_FRAMES
+        mean = (n0 * self.mean_ + sums) / (n0 + counts)[:, None]
+        out = (feats - mean) / self.std_
+        return out, (float(loudest[-1]), sums[-1], float(counts[-1]))
 
     def __call__(self, audio: np.ndarray | Tensor) -> Tensor:
         """Normalised features (T, n_mels)."""
