@@ -207,3 +207,14 @@ def test_sst2_phrases_preset_fits_selecting_on_train_and_evaluates_on_dev(
     assert "- select_on: `train`" in card and "Measured on a seeded 0.1 of the SST-2" in card
     saved = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     assert saved["data"]["select_on"] == "train"
+
+
+def test_sst2_sentences_are_read_in_the_phrase_files_spelling(data_mirror, shared_data):
+    """A model trained on phrases meets dev's brackets and slashes as it met them in training."""
+    raw = (shared_data / "sst2" / "dev.tsv").read_text(encoding="utf-8")
+    assert "-lrb-" in raw and "\\/" in raw  # the file itself uses PTB escapes
+    dev = " ".join(e.text for e in read_examples("sst2:dev"))
+    phrases = " ".join(e.text for e in read_examples("sst2-phrases"))
+    for escaped in ("-lrb-", "-rrb-", "\\/", " ### "):
+        assert escaped not in f" {dev} " and escaped not in f" {phrases} "
+    assert " ( " in f" {dev} " and " ( " in f" {phrases} "

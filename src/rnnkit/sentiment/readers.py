@@ -49,6 +49,7 @@ __all__ = [
     "SST2_DEV",
     "SST2_DEV_SETS",
     "SST2_PHRASES",
+    "phrase_tokens",
     "SST2_TRAIN",
     "Example",
     "iter_imdb_tar",
@@ -107,12 +108,73 @@ class Example(NamedTuple):
 # ---------------------------------------------------------------------------
 
 
+# SST-2's sentence file (sst2) and GLUE's phrase file (sst2-phrases) spell the same
+# tokens differently; phrase_tokens maps both to one form. PTB brackets:
+_BRACKETS = {"-lrb-": "(", "-rrb-": ")", "-lsb-": "[", "-rsb-": "]", "-lcb-": "{", "-rcb-": "}"}
+# Words the phrase file splits (PTB style).
+_SPLIT = {"gonna": ("gon", "na"), "wanna": ("wan", "na"), "gotta": ("got", "ta")}
+# British spellings of the sentence file that the phrase file writes the American way.
+_SPELLING = {
+    "behaviour": "behavior",
+    "centre": "center",
+    "colour": "color",
+    "coloured": "colored",
+    "endeavour": "endeavor",
+    "favour": "favor",
+    "favourite": "favorite",
+    "flavour": "flavor",
+    "flavours": "flavors",
+    "grey": "gray",
+    "humour": "humor",
+    "labelled": "labeled",
+    "labour": "labor",
+    "labours": "labors",
+    "recognise": "recognize",
+    "savour": "savor",
+    "splendour": "splendor",
+    "theatre": "theater",
+    "theatres": "theaters",
+}
+
+
+def phrase_tokens(text: str) -> list[str]:
+    """The tokens of an SST-2 sentence or phrase in one canonical form, so that a phrase
+    occurs inside a sentence exactly when its tokens are a contiguous run of the
+    sentence's.
+
+    The sentence file (``sst2``) and the phrase file (``sst2-phrases``) tokenise alike
+    but write some tokens differently: ``-lrb-``/``-rrb-`` vs ``(``/``)``, ``\\/`` vs
+    ``/``, a ``###`` after numbers, ``gonna`` vs ``gon na``, ``et al.`` vs ``et al .``,
+    ``. . .`` vs ``...`` and a few British spellings. With this form every one of the
+    6,920 training sentences is a phrase of the phrase file (tested).
+    """
+    out: list[str] = []
+    for tok in text.split():
+        tok = _BRACKETS.get(tok, tok).replace("\\/", "/").replace("\\*", "*")
+        if tok == "###":  # the sentence file's mark after a number
+            continue
+        if tok in _SPLIT:
+            out.extend(_SPLIT[tok])
+            continue
+        end = tok.endswith(".") and tok.strip(".") != ""  # "al." -> "al", "."
+        tok = tok[:-1] if end else tok
+        if tok == "...":  # the phrase file's ellipsis; the sentence file writes ". . ."
+            out.extend((".", ".", "."))
+        else:
+            out.append(_SPELLING.get(tok, tok))
+        if end:
+            out.append(".")
+    return out
+
+
 def _read_sst2(path: Path) -> Iterator[Example]:
-    """``label<TAB>sentence`` lines, no header (the mirror's format)."""
+    """``label<TAB>sentence`` lines, no header (the mirror's format), in the phrase file's
+    spelling (:func:`phrase_tokens`): a model trained on GLUE's phrases then sees the
+    dev sentences' brackets, slashes and contractions as it saw them in training."""
     with open(path, encoding="utf-8") as f:
         for i, line in enumerate(f, 1):
             label, _, text = line.rstrip("\n").partition("\t")
-            yield Example(text, int(label), i)
+            yield Example(" ".join(phrase_tokens(text)), int(label), i)
 
 
 def _read_glue_phrases(path: Path) -> Iterator[Example]:

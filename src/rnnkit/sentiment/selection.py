@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 from rnnkit.errors import UserError
 from rnnkit.sentiment.config import SentimentDataConfig
-from rnnkit.sentiment.readers import Example, read_examples
+from rnnkit.sentiment.readers import Example, phrase_tokens, read_examples
 
 __all__ = ["phrase_tokens", "phrases_inside", "seeded_split", "select_on_train"]
 
@@ -42,65 +42,6 @@ def seeded_split(
     val = sorted(order[:n_val])
     keep = sorted(order[n_val:])
     return [examples[i] for i in keep], [examples[i] for i in val]
-
-
-# SST-2's sentence file (sst2) and GLUE's phrase file (sst2-phrases) spell the same
-# tokens differently; phrase_tokens maps both to one form. PTB brackets:
-_BRACKETS = {"-lrb-": "(", "-rrb-": ")", "-lsb-": "[", "-rsb-": "]", "-lcb-": "{", "-rcb-": "}"}
-# Words the phrase file splits (PTB style).
-_SPLIT = {"gonna": ("gon", "na"), "wanna": ("wan", "na"), "gotta": ("got", "ta")}
-# British spellings of the sentence file that the phrase file writes the American way.
-_SPELLING = {
-    "behaviour": "behavior",
-    "centre": "center",
-    "colour": "color",
-    "coloured": "colored",
-    "endeavour": "endeavor",
-    "favour": "favor",
-    "favourite": "favorite",
-    "flavour": "flavor",
-    "flavours": "flavors",
-    "grey": "gray",
-    "humour": "humor",
-    "labelled": "labeled",
-    "labour": "labor",
-    "labours": "labors",
-    "recognise": "recognize",
-    "savour": "savor",
-    "splendour": "splendor",
-    "theatre": "theater",
-    "theatres": "theaters",
-}
-
-
-def phrase_tokens(text: str) -> list[str]:
-    """The tokens of an SST-2 sentence or phrase in one canonical form, so that a phrase
-    occurs inside a sentence exactly when its tokens are a contiguous run of the
-    sentence's.
-
-    The sentence file (``sst2``) and the phrase file (``sst2-phrases``) tokenise alike
-    but write some tokens differently: ``-lrb-``/``-rrb-`` vs ``(``/``)``, ``\\/`` vs
-    ``/``, a ``###`` after numbers, ``gonna`` vs ``gon na``, ``et al.`` vs ``et al .``,
-    ``. . .`` vs ``...`` and a few British spellings. With this form every one of the
-    6,920 training sentences is a phrase of the phrase file (tested).
-    """
-    out: list[str] = []
-    for tok in text.split():
-        tok = _BRACKETS.get(tok, tok).replace("\\/", "/").replace("\\*", "*")
-        if tok == "###":  # the sentence file's mark after a number
-            continue
-        if tok in _SPLIT:
-            out.extend(_SPLIT[tok])
-            continue
-        end = tok.endswith(".") and tok.strip(".") != ""  # "al." -> "al", "."
-        tok = tok[:-1] if end else tok
-        if tok == "...":  # the phrase file's ellipsis; the sentence file writes ". . ."
-            out.extend((".", ".", "."))
-        else:
-            out.append(_SPELLING.get(tok, tok))
-        if end:
-            out.append(".")
-    return out
 
 
 def phrases_inside(phrases: Sequence[str], sentences: Sequence[str]) -> list[int]:
