@@ -17,6 +17,9 @@ Both are fitted on the training split only and saved with the model as JSON
 - :class:`SubwordTokenizer`: Hugging Face ``tokenizers`` byte-level BPE
   (Sennrich et al. 2016; GPT-2's byte-level variant), so every text encodes
   without ``<unk>`` and ``decode(encode(text))`` gives the (normalised) text back.
+  ``encode_sampled(texts, dropout=p, seed=s)`` segments with BPE-dropout
+  (Provilkov et al. 2020) for training: a seeded, random segmentation of the
+  same text from the same merges.
 
 ``encode_with_spans(text)`` also returns each token's character span in the
 original text: explanations highlight the original text with it.
@@ -24,9 +27,11 @@ original text: explanations highlight the original text with it.
 
 from __future__ import annotations
 
+import json
+import random
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rnnkit.errors import UserError
@@ -38,6 +43,7 @@ __all__ = [
     "UNK_ID",
     "SubwordTokenizer",
     "WordTokenizer",
+    "bpe_dropout_word",
     "build_tokenizer",
     "tokenizer_from_dict",
 ]
@@ -258,6 +264,7 @@ class SubwordTokenizer:
         self.lowercase = lowercase
         self.min_freq = min_freq
         self.tokenizer_: Any = None
+        self._tables: _BPETables | None = None  # encode_sampled's merge tables, built once
 
     def fit(self, texts: Iterable[str]) -> SubwordTokenizer:
         from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
@@ -300,6 +307,33 @@ class SubwordTokenizer:
         self._check_fitted()
         return self.tokenizer_.encode(text).ids
 
+    def encode_sampled(self, texts: Sequence[str], *, dropout: float, seed: int) -> list[list[int]]:
+        """BPE-dropout ids of ``texts`` (Provilkov et al. 2020), for training only.
+
+        Each word is segmented by the fitted merges as in :meth:`encode`, except
+        that at every merge step each applicable merge is removed with probability
+        ``dropout`` and the best one left is applied; when none is left the word's
+        segmentation ends (:func:`bpe_dropout_word`). The pieces are still
+        vocabulary symbols, and decoding gives the text back. ``dropout = 0`` gives
+        :meth:`encode`'s ids (a test checks it against Hugging Face's Rust
+        implementation). Seeded by ``seed`` (a ``random.Random`` stream over
+        ``texts`` in order), so an epoch's segmentation can be drawn again exactly;
+        the Rust model's own ``dropout`` option draws from an unseeded thread-local
+        generator instead.
+        """
+        self._check_fitted()
+        if not 0.0 <= dropout < 1.0:
+            raise UserError(f"BPE dropout must be in [0, 1), got {dropout}")
+        tables = self._bpe_tables()
+        rng = random.Random(seed)
+        return [tables.encode(text, dropout, rng) for text in texts]
+
+    def _bpe_tables(self) -> _BPETables:
+        cached = self._tables
+        if cached is None or cached.tokenizer is not self.tokenizer_:
+            cached = self._tables = _BPETables(self.tokenizer_)
+        return cached
+
     def encode_with_spans(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
         self._check_fitted()
         enc = self.tokenizer_.encode(text)
@@ -330,6 +364,127 @@ class SubwordTokenizer:
         tok = cls(vocab_size=d["vocab_size"], lowercase=d["lowercase"], min_freq=d["min_freq"])
         tok.tokenizer_ = _hf_tokenizer(d["tokenizer"])
         return tok
+
+
+class _BPETables:
+    """What BPE-dropout needs of a fitted Hugging Face BPE tokenizer, read from its JSON
+    (merge ranks, the vocabulary, the special tokens; its normaliser and pre-tokeniser),
+    and each word's plain BPE path, cached."""
+
+    MAX_CACHED_WORDS = 500_000
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        spec = json.loads(tokenizer.to_str())
+        model = spec["model"]
+        if model.get("type") != "BPE":
+            raise UserError(f"BPE dropout needs a BPE tokenizer, got {model.get('type')!r}")
+        self.vocab: dict[str, int] = model["vocab"]
+        self.unk_id = self.vocab.get(model.get("unk_token") or UNK, UNK_ID)
+        self.ignore_merges = bool(model.get("ignore_merges"))
+        self.ranks: dict[tuple[str, str], int] = {}
+        for rank, merge in enumerate(model["merges"]):
+            # tokenizers >= 0.20 writes [a, b]; earlier versions wrote "a b".
+            a, b = merge if isinstance(merge, list) else merge.split(" ")
+            self.ranks[(a, b)] = rank
+        # Added tokens are matched in the raw text first, as Hugging Face does.
+        self.added = {t["content"]: t["id"] for t in spec.get("added_tokens", [])}
+        self.split = (
+            re.compile("(" + "|".join(map(re.escape, sorted(self.added, key=len)[::-1])) + ")")
+            if self.added
+            else None
+        )
+        self.normalizer = tokenizer.normalizer
+        self.pre_tokenizer = tokenizer.pre_tokenizer
+        self.paths: dict[str, tuple[list[int], list[str]]] = {}
+
+    def encode(self, text: str, dropout: float, rng: random.Random) -> list[int]:
+        ids: list[int] = []
+        parts = self.split.split(text) if self.split is not None else [text]
+        for part in parts:
+            if part in self.added:
+                ids.append(self.added[part])
+                continue
+            if not part:
+                continue
+            if self.normalizer is not None:
+                part = self.normalizer.normalize_str(part)
+            words = self.pre_tokenizer.pre_tokenize_str(part) if self.pre_tokenizer else [(part,)]
+            for word, *_ in words:
+                if self.ignore_merges and word in self.vocab:
+                    ids.append(self.vocab[word])
+                    continue
+                ids += [self.vocab.get(p, self.unk_id) for p in self._pieces(word, dropout, rng)]
+        return ids
+
+    def _pieces(self, word: str, dropout: float, rng: random.Random) -> list[str]:
+        """:func:`bpe_dropout_word` with the same draws and result, faster: until the
+        first skip, BPE-dropout follows plain BPE's path (one draw per step), which is
+        cached per word; only from a skip on are the merges searched again."""
+        path = self.paths.get(word)
+        if path is None:
+            symbols, steps = list(word), []
+            _merge(symbols, self.ranks, 0.0, None, steps=steps)
+            path = (steps, symbols)
+            if len(self.paths) < self.MAX_CACHED_WORDS:
+                self.paths[word] = path
+        steps, pieces = path
+        if dropout:
+            for j in range(len(steps)):
+                if rng.random() < dropout:  # plain BPE's merge j is skipped here
+                    symbols = list(word)
+                    for i in steps[:j]:
+                        symbols[i : i + 2] = [symbols[i] + symbols[i + 1]]
+                    return _merge(symbols, self.ranks, dropout, rng, first_skipped=True)
+        return list(pieces)
+
+
+def bpe_dropout_word(
+    word: str, ranks: Mapping[tuple[str, str], int], dropout: float, rng: random.Random
+) -> list[str]:
+    """The pieces of ``word`` (its symbols: characters) by BPE with dropout.
+
+    Provilkov et al. 2020, Algorithm 1: at each step every applicable merge
+    (adjacent pair with a rank) is removed with probability ``dropout`` and the
+    best one left (lowest rank, then leftmost) is applied; when none is left the
+    segmentation stops. Drawn lazily, in priority order, until the first merge
+    kept (the same distribution with fewer draws). ``dropout = 0`` is plain BPE,
+    without draws.
+    """
+    return _merge(list(word), ranks, dropout, rng)
+
+
+def _merge(
+    symbols: list[str],
+    ranks: Mapping[tuple[str, str], int],
+    dropout: float,
+    rng: random.Random | None,  # None only with dropout 0 (no draws)
+    *,
+    first_skipped: bool = False,
+    steps: list[int] | None = None,
+) -> list[str]:
+    """Merge ``symbols`` in place (see :func:`bpe_dropout_word`) and return them.
+
+    ``first_skipped``: the first step's best merge was already skipped (its draw
+    made). ``steps``: collects the position of each merge applied.
+    """
+    while len(symbols) > 1:
+        candidates = sorted(
+            (rank, i)
+            for i, pair in enumerate(zip(symbols, symbols[1:], strict=False))
+            if (rank := ranks.get(pair)) is not None
+        )
+        if first_skipped:
+            candidates, first_skipped = candidates[1:], False
+        # The first merge not skipped (draws stop there); None: nothing applicable or all
+        # skipped, and the segmentation ends.
+        i = next((i for _, i in candidates if not dropout or rng.random() >= dropout), None)
+        if i is None:
+            break
+        symbols[i : i + 2] = [symbols[i] + symbols[i + 1]]
+        if steps is not None:
+            steps.append(i)
+    return symbols
 
 
 Tokenizer = WordTokenizer | SubwordTokenizer
