@@ -1,5 +1,8 @@
 """Tokenizers for text classification: a word vocabulary and a subword (byte-level BPE) model.
 
+Longer than 400 lines: both tokenizers share one file and one id convention, and the
+subword one carries its BPE-dropout sampler (read from the same fitted model).
+
 Both are fitted on the training split only and saved with the model as JSON
 (``tokenizer.json`` in a checkpoint; never pickled). Ids 0 and 1 are reserved::
 
