@@ -84,9 +84,10 @@ def _sequence_logprob(model: Seq2Seq, src: torch.Tensor, hyp: list[int]) -> floa
     return float(sum(logp[t, y] for t, y in enumerate([*hyp, model.eos_id])))
 
 
-@pytest.mark.parametrize("alpha", [0.0, 1.0])
+@pytest.mark.parametrize("alpha", [0.0, 0.6, 1.0])
 def test_wide_beam_equals_exhaustive_search(alpha: float) -> None:
-    """With a beam wider than the number of hypotheses, beam search is exact."""
+    """With a beam wider than the number of hypotheses, beam search is exact: it finds
+    the hypothesis with the best score / (tokens + EOS) ** alpha."""
     torch.manual_seed(3)
     cfg = Seq2SeqConfig(src_vocab_size=6, tgt_vocab_size=5, embed_dim=8, hidden_size=8, dropout=0.0)
     model = Seq2Seq(cfg).eval()
@@ -98,6 +99,11 @@ def test_wide_beam_equals_exhaustive_search(alpha: float) -> None:
         best = max(hyps, key=lambda h: _sequence_logprob(model, src, h) / (len(h) + 1) ** alpha)
     found = beam_search(model, src, torch.tensor([3]), limit, beam=len(hyps) + 1, alpha=alpha)
     assert found == [best]
+    if alpha == 1.0:  # the case tells the formulas apart: unnormalised, or EOS not counted
+        with torch.no_grad():
+            logp = {tuple(h): _sequence_logprob(model, src, h) for h in hyps}
+        assert best != list(max(logp, key=logp.__getitem__))
+        assert best != list(max(logp, key=lambda h: logp[h] / max(1, len(h))))
 
 
 def test_forward_is_the_step_loop_and_padding_is_ignored() -> None:

@@ -44,6 +44,9 @@ class TranslateDataConfig:
     max_tokens: int = 100  # training pairs with a longer side (subword tokens) are dropped
     batch_size: int = 64
     bleu_sentences: int = 0  # validation sentences decoded for BLEU at each evaluation; 0 = all
+    # BPE-dropout (Provilkov et al. 2020) of the training pairs, both sides, drawn again every
+    # epoch (seeded); validation and translation always segment deterministically. 0 = off
+    bpe_dropout: float = 0.0
 
 
 @dataclass(kw_only=True)
@@ -55,7 +58,8 @@ class Seq2SeqConfig:
     cell: str = "gru"  # gru | lstm
     embed_dim: int = 256
     hidden_size: int = 256  # decoder state; the encoder has hidden_size per direction
-    num_layers: int = 1
+    num_layers: int = 1  # decoder layers, and encoder layers unless encoder_layers is set
+    encoder_layers: int = 0  # bidirectional encoder layers; 0 = num_layers
     attention: str = "multiplicative"  # multiplicative (Luong general) | additive (Bahdanau)
     input_feeding: bool = True
     dropout: float = 0.2
@@ -72,6 +76,11 @@ class Seq2SeqConfig:
         for name in ("embed_dim", "hidden_size", "num_layers"):
             if getattr(self, name) <= 0:
                 raise UserError(f"model.{name} must be > 0, got {getattr(self, name)}")
+        if self.encoder_layers < 0:
+            raise UserError(
+                f"model.encoder_layers must be >= 0 (0 = model.num_layers), got "
+                f"{self.encoder_layers}"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise UserError(f"model.dropout must be in [0, 1), got {self.dropout}")
         if self.tie_embeddings and self.embed_dim != self.hidden_size:
@@ -119,6 +128,9 @@ class TranslateConfig:
     # > 0: epochs x batches per epoch steps, BLEU evaluated every epoch (train.max_steps > 0
     # ends the run earlier if it comes first); 0: train.max_steps alone sets the length
     epochs: int = 0
+    # K > 1: at the end of fit, average the weights of the last K evaluation points and keep
+    # the average if it scores better on validation (train.eval_metric) than the kept model
+    average_last: int = 0
     run_dir: str = "runs/translate"
 
 
@@ -171,6 +183,11 @@ def check_config(cfg: TranslateConfig) -> None:
         )
     if cfg.epochs == 0 and cfg.train.max_steps == 0:
         raise UserError("the run has no length: set epochs > 0 or train.max_steps > 0")
+    if cfg.average_last < 0 or cfg.average_last == 1:
+        raise UserError(
+            f"average_last must be 0 (off) or the number of evaluation points to average "
+            f"(>= 2), got {cfg.average_last}"
+        )
     # max_steps 0 (no cap, epochs decide) is the app's convention; the loop gets the length.
     replace(cfg.train, max_steps=max(1, cfg.train.max_steps)).validate()
     replace(cfg.model, src_vocab_size=260, tgt_vocab_size=262).validate()
@@ -186,6 +203,8 @@ def check_config(cfg: TranslateConfig) -> None:
         raise UserError(f"data.bleu_sentences must be >= 0 (0 = all), got {d.bleu_sentences}")
     if not 0.0 < d.val_fraction < 1.0:
         raise UserError(f"data.val_fraction must be in (0, 1), got {d.val_fraction}")
+    if not 0.0 <= d.bpe_dropout < 1.0:
+        raise UserError(f"data.bpe_dropout must be in [0, 1) (0 = off), got {d.bpe_dropout}")
     check_decode(cfg.decode.beam, cfg.decode.alpha, cfg.decode.max_len_ratio)
     if cfg.decode.batch_size < 1:
         raise UserError(f"decode.batch_size must be >= 1, got {cfg.decode.batch_size}")

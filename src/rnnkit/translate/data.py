@@ -42,6 +42,7 @@ __all__ = [
     "Pair",
     "PairBatches",
     "PairsLike",
+    "Resample",
     "Seq2SeqBatch",
     "as_pairs",
     "clean_pairs",
@@ -291,12 +292,19 @@ def make_batch(
     return Seq2SeqBatch(s, lens, tin, tout, torch.as_tensor(index))
 
 
+Resample = Callable[[int], tuple[list[list[int]], list[list[int]]]]
+
+
 class PairBatches:
     """Batches of similar-length pairs, reshuffled each epoch (deterministic per seed+epoch).
 
     Pairs are sorted by length inside pools of ``50 * batch_size`` (less padding)
     and the batches shuffled; with ``shuffle=False`` the order is by length, for
     evaluation. Each batch holds at most ``batch_size`` pairs.
+
+    ``resample(epoch) -> (src, tgt)``, when given, segments the same pairs again at
+    each :meth:`set_epoch` (BPE-dropout: ``data.bpe_dropout``); it must be a function
+    of the epoch alone, so that a resumed run sees the batches it would have seen.
     """
 
     def __init__(
@@ -309,6 +317,7 @@ class PairBatches:
         eos: int,
         shuffle: bool = True,
         seed: int = 0,
+        resample: Resample | None = None,
     ) -> None:
         if batch_size < 1:
             raise UserError(f"data.batch_size must be >= 1, got {batch_size}")
@@ -317,9 +326,18 @@ class PairBatches:
         self.src, self.tgt = list(src), (list(tgt) if tgt is not None else None)
         self.batch_size, self.bos, self.eos = batch_size, bos, eos
         self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+        self.resample = resample
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        if self.resample is not None:
+            src, tgt = self.resample(epoch)
+            if len(src) != len(self.src) or len(tgt) != len(src):
+                raise ValueError(
+                    f"resample({epoch}) gave {len(src)} / {len(tgt)} sequences for "
+                    f"{len(self.src)} pairs; it must segment the same pairs again"
+                )
+            self.src, self.tgt = list(src), list(tgt)
 
     def __len__(self) -> int:
         return -(-len(self.src) // self.batch_size)

@@ -1,5 +1,9 @@
 """The translator: subword tokenisers + :class:`~rnnkit.translate.model.Seq2Seq` + search.
 
+Longer than 400 lines: the estimator contract is one class (fit with its tokenisers,
+BPE-dropout and checkpoint averaging; translate, evaluate, attention); the pieces it
+composes live in data.py, model.py, search.py and averaging.py.
+
 ::
 
     from rnnkit import Translator
@@ -13,7 +17,15 @@ Tokenisation: one byte-level BPE model per language (Hugging Face
 ``tokenizers``, :class:`rnnkit.data.tokenizers.SubwordTokenizer`, case kept),
 fitted on the training pairs only and saved as ``tokenizer.json``; outputs
 are decoded back to plain text before scoring, so BLEU is sacrebleu's own
-tokenisation of detokenised text (comparable with published figures).
+tokenisation of detokenised text (comparable with published figures). With
+``data.bpe_dropout`` the training pairs are segmented again every epoch by
+BPE-dropout; validation and translation always segment deterministically.
+
+With ``average_last = K`` the weights at the last K evaluation points are
+averaged at the end of ``fit`` (:mod:`rnnkit.translate.averaging`) and the
+average is kept when it scores better on validation. In a run directory the
+snapshots live in ``snapshots/``, the average in ``average/``; a kept average
+becomes ``best/`` and the best single evaluation point moves to ``best_single/``.
 """
 
 from __future__ import annotations
@@ -38,8 +50,15 @@ from rnnkit.training import (
     load_model_weights,
     read_json,
     seed_everything,
+    write_checkpoint,
 )
 from rnnkit.training.resume import check_resume_config, check_resume_sizes
+from rnnkit.translate.averaging import (
+    Snapshots,
+    average_weights,
+    keep_single_best,
+    prepare_run_dir,
+)
 from rnnkit.translate.config import (
     RESUME_KEYS,
     TranslateConfig,
@@ -50,6 +69,7 @@ from rnnkit.translate.config import (
 from rnnkit.translate.data import (
     PairBatches,
     PairsLike,
+    Resample,
     as_pairs,
     cleaned,
     eval_source,
@@ -154,6 +174,14 @@ class Translator(Estimator):
         if not keep:
             raise UserError(f"no training pairs within data.max_tokens={d.max_tokens}; raise it")
         src, tgt = [src[i] for i in keep], [tgt[i] for i in keep]
+        resample = None
+        if d.bpe_dropout > 0:
+            resample = self._bpe_dropout(
+                [train_pairs[i].src for i in keep],
+                [train_pairs[i].tgt for i in keep],
+                d.bpe_dropout,
+                cfg.train.seed,
+            )
         model_cfg = replace(
             cfg.model,
             src_vocab_size=len(self.src_tokenizer_),
@@ -169,7 +197,13 @@ class Translator(Estimator):
         cfg = replace(cfg, model=model_cfg)
         self.config = replace(self.config, model=model_cfg)
         batches = PairBatches(
-            src, tgt, d.batch_size, bos=model.bos_id, eos=model.eos_id, seed=cfg.train.seed
+            src,
+            tgt,
+            d.batch_size,
+            bos=model.bos_id,
+            eos=model.eos_id,
+            seed=cfg.train.seed,
+            resample=resample,
         )
         val_src = self._encode(self.src_tokenizer_, [p.src for p in val])
         val_tgt = self._encode(self.tgt_tokenizer_, [p.tgt for p in val])
@@ -191,16 +225,30 @@ class Translator(Estimator):
             )
             return StepResult(loss, None, int((batch.tgt_out != 0).sum()))
 
+        snapshots = None
+        if cfg.average_last:
+            where = Path(run_dir) / "snapshots" if run_dir is not None else None
+            snapshots = Snapshots(cfg.average_last, where)
+        if run_dir is not None:
+            prepare_run_dir(Path(run_dir), resume=resume)
+
         def evaluate(m: torch.nn.Module) -> dict[str, float]:
             hyps = self.translate([p.src for p in bleu_pairs], beam=1)
+            if snapshots is not None and not averaged:
+                snapshots.add(m, trainer.pos.step)  # the trainer's step at this evaluation
             return {"bleu": score(hyps, [p.tgt for p in bleu_pairs])["bleu"]}
 
+        averaged = False  # True while the average is scored: nothing to snapshot then
         n_params = sum(p.numel() for p in model.parameters())
+        enc = model_cfg.encoder_layers or model_cfg.num_layers
         self._say(
             f"translate: {len(src):,} training / {len(val):,} validation pairs, vocabularies "
             f"{model_cfg.src_vocab_size} / {model_cfg.tgt_vocab_size}, {model_cfg.cell} "
-            f"{model_cfg.num_layers}x{model_cfg.hidden_size} {model_cfg.attention} attention, "
+            f"encoder {enc}x{model_cfg.hidden_size} (bidirectional), decoder "
+            f"{model_cfg.num_layers}x{model_cfg.hidden_size}, {model_cfg.attention} attention, "
             f"{n_params:,} parameters, {length} ({len(batches)} per epoch)"
+            + (f", BPE-dropout {d.bpe_dropout:g}" if d.bpe_dropout else "")
+            + (f", averaging the last {cfg.average_last} evaluations" if snapshots else "")
             + (f" -> {run_dir}" if run_dir else "")
         )
         trainer = Trainer(
@@ -229,6 +277,86 @@ class Translator(Estimator):
                     kept = read_json(best / "best.json")
         model.eval()
         self.metrics_ = _plain_metrics(kept, len(val), len(bleu_pairs), measured_on)
+        if snapshots is not None:
+            averaged = True
+            self._keep_average(trainer, snapshots, kept, cfg, run_dir)
+
+    def _bpe_dropout(
+        self, src_texts: list[str], tgt_texts: list[str], dropout: float, seed: int
+    ) -> Resample:
+        """The training pairs' segmentation for an epoch, by BPE-dropout (a function of
+        the epoch alone: a resumed run segments its epoch again exactly)."""
+        src_tok, tgt_tok = self.src_tokenizer_, self.tgt_tokenizer_
+
+        def resample(epoch: int) -> tuple[list[list[int]], list[list[int]]]:
+            base = (seed * 1_000_003 + epoch) * 2  # one stream per side and epoch
+            return (
+                src_tok.encode_sampled(src_texts, dropout=dropout, seed=base),
+                tgt_tok.encode_sampled(tgt_texts, dropout=dropout, seed=base + 1),
+            )
+
+        return resample
+
+    def _keep_average(
+        self,
+        trainer: Trainer,
+        snapshots: Snapshots,
+        kept: dict[str, Any],
+        cfg: TranslateConfig,
+        run_dir: str | Path | None,
+    ) -> None:
+        """Score the average of the snapshots; keep it (model_, metrics_, best/) if better."""
+        steps = snapshots.steps()
+        metric, higher = cfg.train.eval_metric, cfg.train.eval_mode == "max"
+        if len(steps) < 2 or metric not in kept:
+            self._say(
+                f"translate: average_last={cfg.average_last}, but the run has {len(steps)} "
+                "evaluation point(s): nothing to average"
+            )
+            return
+        model = self.model_
+        own = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(average_weights(snapshots.states(model)))
+        scores = trainer.evaluate()  # the loop's own evaluation (val_loss, greedy BLEU)
+        model.eval()
+        new, old = float(scores[metric]), float(kept[metric])
+        better = new > old if higher else new < old
+        what = f"the average of the weights at steps {', '.join(map(str, steps))}"
+        self._say(
+            f"translate: {what}: {metric} {new:.4f} against {old:.4f} (step {kept.get('step')}); "
+            + ("kept" if better else "not kept")
+        )
+        entry = {"step": steps[-1], **scores}
+        run = Path(run_dir) if run_dir is not None else None
+        meta = {**self._trainer_meta(), "metrics": {**entry, "averaged_steps": steps}}
+        config = config_lib.to_dict(cfg)
+        if run is not None:
+            write_checkpoint(
+                run / "average", model=model, config=config, extra_json=self._artifacts(), meta=meta
+            )
+        if not better:
+            model.load_state_dict(own)
+            self.metrics_[f"average_{metric}"] = new
+            self.metrics_["measured_on"] += (
+                f"; {what} (average_last={cfg.average_last}) scored {metric} {new:.4f} "
+                "and was not kept"
+            )
+            return
+        self.metrics_ = {
+            **{k: float(v) for k, v in scores.items()},
+            "step": steps[-1],
+            "measured_on": f"{self.metrics_['measured_on']}; the weights are {what} "
+            f"(average_last={cfg.average_last}), which beat the best single evaluation point "
+            f"({metric} {old:.4f} at step {kept.get('step')})",
+            "averaged_checkpoints": len(steps),
+            f"single_{metric}": old,
+        }
+        if run is not None:
+            keep_single_best(run)  # best/ -> best_single/, then best/ is the average
+            write_checkpoint(
+                run / "best", model=model, config=config, extra_json=self._artifacts(),
+                json_files={"best.json": entry}, meta={**meta, "metrics": self.metrics_},
+            )  # fmt: skip
 
     def _artifacts(self) -> dict[str, Any]:
         return {

@@ -1,11 +1,12 @@
 """Encoder-decoder with attention and input feeding (Bahdanau et al. 2015; Luong et al. 2015).
 
 Shapes: B batch, S source length, T target length, E embedding size, H hidden
-size, L layers, V target vocabulary::
+size, L decoder layers, N encoder layers (``encoder_layers``, default L), V target
+vocabulary::
 
     encoder:  x_j = dropout(E_src[src_j])                         (B, S, E)
-              m_1..m_S = BiRNN(x) (rnnkit GRU/LSTM, lengths=)     (B, S, 2H)
-              s_0 = tanh(W_b [h_fwd_final; h_bwd_final])          (L, B, H) per layer (and c)
+              m_1..m_S = BiRNN(x) (rnnkit GRU/LSTM, N layers)     (B, S, 2H)
+              s_0^l = tanh(W_b [h_fwd_final; h_bwd_final]^k(l))   (L, B, H) (and c)
     decoder step t (Luong 2015, sec. 3.3 "input feeding"):
               u_t = [dropout(E_tgt[y_{t-1}]); h~_{t-1}]          (B, E + H)
               h_t, s_t = RNN.step(u_t, s_{t-1})                   (B, H), O(1) state
@@ -17,6 +18,11 @@ Both attention scores (additive and multiplicative, :mod:`rnnkit.nn.attention`)
 use the current decoder state h_t as the query, as in Luong et al.; the
 additive score is Bahdanau's MLP. With ``tie_embeddings`` the output matrix
 W_o is the target embedding matrix (Press & Wolf 2017; needs E == H).
+
+Decoder layer l starts from encoder layer k(l) = max(0, l + N - L): layer by
+layer when N == L, the top L encoder layers when the encoder is deeper, and the
+bottom encoder layer for the decoder layers below the encoder's when it is
+shallower. ``W_b`` is shared by the layers, so its shape does not depend on N.
 
 Token ids: 0 is padding, 1 unknown (the tokenizer's), and the last two ids
 of the target vocabulary are BOS and EOS (``bos_id``, ``eos_id``).
@@ -76,14 +82,17 @@ class Seq2Seq(nn.Module):
         config.validate()
         self.config = c = config
         H, E, L = c.hidden_size, c.embed_dim, c.num_layers
+        N = c.encoder_layers or L
         self.bos_id = c.tgt_vocab_size - 2
         self.eos_id = c.tgt_vocab_size - 1
         self.src_embed = nn.Embedding(c.src_vocab_size, E, padding_idx=PAD_ID)
         self.tgt_embed = nn.Embedding(c.tgt_vocab_size, E, padding_idx=PAD_ID)
-        rnn_dropout = c.dropout if L > 1 else 0.0
         self.encoder = build_recurrent(
-            c.cell, E, H, num_layers=L, bidirectional=True, dropout=rnn_dropout
+            c.cell, E, H, num_layers=N, bidirectional=True, dropout=c.dropout if N > 1 else 0.0
         )
+        # The encoder layer whose final states start each decoder layer (module docstring).
+        self.bridge_layers = [max(0, layer + N - L) for layer in range(L)]
+        rnn_dropout = c.dropout if L > 1 else 0.0
         n_state = 2 if c.cell == "lstm" else 1
         self.bridge = nn.ModuleList(nn.Linear(2 * H, H) for _ in range(n_state))
         self.decoder = build_recurrent(
@@ -100,15 +109,18 @@ class Seq2Seq(nn.Module):
 
     def encode(self, src: Tensor, src_len: Tensor) -> tuple[Memory, DecoderState]:
         """src (B, S) ids, src_len (B,) -> the memory and the decoder's initial state."""
-        L, H = self.config.num_layers, self.config.hidden_size
+        H, picked = self.config.hidden_size, self.bridge_layers
+        N = self.config.encoder_layers or self.config.num_layers
         x = self.drop(self.src_embed(src))  # (B, S, E)
-        out, state = self.encoder(x, lengths=src_len)  # (B, S, 2H); (2L, B, H) or (h, c)
+        out, state = self.encoder(x, lengths=src_len)  # (B, S, 2H); (2N, B, H) or (h, c)
         parts = state if isinstance(state, tuple) else (state,)
         init = []
         for part, bridge in zip(parts, self.bridge, strict=True):
             B = part.size(1)
-            # (2L, B, H) -> (L, 2, B, H): torch orders layer-major, direction-minor.
-            both = part.view(L, 2, B, H)
+            # (2N, B, H) -> (N, 2, B, H): torch orders layer-major, direction-minor.
+            both = part.view(N, 2, B, H)
+            if picked != list(range(N)):
+                both = both[picked]  # (L, 2, B, H): encoder layer k(l) for decoder layer l
             both = torch.cat([both[:, 0], both[:, 1]], dim=-1)  # (L, B, 2H)
             init.append(torch.tanh(bridge(both)))  # (L, B, H)
         rnn_state = tuple(init) if len(init) > 1 else init[0]

@@ -14,8 +14,14 @@ padding, at log-probability 0). At the end the best hypothesis maximises
 
     score / length ** alpha        (length normalisation; alpha = 0: none)
 
-where length counts the tokens including EOS. With K = 1 this is greedy
-search.
+where length counts the tokens including EOS. With alpha = 1 (the default)
+that is the mean log-probability per token. It is plain length normalisation,
+not GNMT's length penalty ``((5 + length) / 6) ** alpha`` (Wu et al. 2016,
+sec. 7); an alpha tuned for one does not carry over to the other. It only chooses among
+the K hypotheses left at the end: pruning during the search ranks by summed
+log-probability, and a finished hypothesis keeps its place in the beam, so a
+long hypothesis that normalisation would prefer can be pruned before it ends.
+With K = 1 this is greedy search.
 """
 
 from __future__ import annotations
