@@ -199,6 +199,26 @@ def test_speech_chunks_equal_the_whole_utterance(tmp_path: Path) -> None:
     assert np.abs(np.concatenate(chunks) - ref.numpy()).max() <= TOL
 
 
+def test_speech_spectral_front_end_exports(tmp_path: Path) -> None:
+    from rnnkit.speech import Utterance
+
+    utts = [Utterance(_clip(t, i), t, "", f"u{i}") for i, t in enumerate(["ab", "ba", "abc"])]
+    est = rnnkit.SpeechRecognizer(
+        preset="tiny",
+        max_steps=4,
+        eval_interval=2,
+        hidden_size=16,
+        bidirectional=True,
+        spec_channels=4,
+        norm="cmn",
+    )
+    est.set_params(**QUIET).fit(utts, utts[:2])
+    feats, ref = est.log_probs(_clip("abc", 9))
+    whole = est.export_onnx(tmp_path / "am.onnx")
+    out = run(session(whole), {"features": feats[None], "lengths": np.array([len(feats)])})
+    assert np.abs(out["log_probs"][0] - ref.numpy()).max() <= TOL
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["direct", "autoregressive"])
 def test_forecast_graph_gives_the_forecast(mode: str, tmp_path: Path) -> None:

@@ -293,3 +293,20 @@ def test_a_causal_cmn_model_streams_what_it_transcribes(chunk) -> None:
     assert partials[-1] == rec.transcribe([x])[0].text
     assert partials[-1] == "cab a"  # and it learned the clips
     assert any(p and p != partials[-1] for p in partials)  # words before the audio ends
+
+
+def test_spectral_front_end_pads_like_single_utterances() -> None:
+    from rnnkit.speech import CTCASRConfig
+    from rnnkit.speech.model import CTCASR
+
+    torch.manual_seed(0)
+    m = CTCASR(CTCASRConfig(input_size=20, vocab_size=5, spec_channels=4, hidden_size=8)).eval()
+    a, b = torch.randn(30, 20), torch.randn(22, 20)
+    x = torch.zeros(2, 30, 20)
+    x[0], x[1, :22] = a, b
+    both = m(x, torch.tensor([30, 22]))
+    for i, one in enumerate((a, b)):
+        alone = m(one[None]).log_probs[0]
+        assert torch.allclose(both.log_probs[i, : len(alone)], alone, atol=1e-5)
+    with pytest.raises(UserError, match="spec_channels needs model.bidirectional"):
+        CTCASRConfig(input_size=20, vocab_size=5, spec_channels=4, bidirectional=False).validate()

@@ -175,6 +175,9 @@ class CTCASRConfig:
 
     input_size: int = field(default=0, metadata={"derived": True})  # n_mels
     vocab_size: int = field(default=0, metadata={"derived": True})  # characters + blank
+    # 2-D convolutions over (time, mel) before the front end, channels; 0 = none. Their
+    # 3x3 kernels look one frame ahead each: bidirectional (offline) models only.
+    spec_channels: int = 0
     conv_channels: int = 128  # front end width; 0 = no front end
     subsample: int = 2  # front end kernel = stride (time subsampling factor)
     cell: str = "lstm"  # lstm | gru | rnn
@@ -191,6 +194,13 @@ class CTCASRConfig:
                 raise UserError(f"model.{name} must be >= 1, got {getattr(self, name)}")
         if self.conv_channels < 0:
             raise UserError(f"model.conv_channels must be >= 0, got {self.conv_channels}")
+        if self.spec_channels < 0:
+            raise UserError(f"model.spec_channels must be >= 0, got {self.spec_channels}")
+        if self.spec_channels and not self.bidirectional:
+            raise UserError(
+                "model.spec_channels needs model.bidirectional=true: its kernels look ahead, "
+                "so a streaming model cannot use it; set model.spec_channels=0"
+            )
         if self.conv_channels == 0 and self.subsample != 1:
             raise UserError(
                 "model.subsample needs the front end: set model.conv_channels > 0 or "

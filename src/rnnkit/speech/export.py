@@ -53,16 +53,13 @@ class _Acoustic(nn.Module):
         super().__init__()
         self.model, self.chunk = model, chunk
 
-    def _frames(self, x: Tensor) -> Tensor:
-        m = self.model
-        if m.conv is None:
-            return x
-        return F.relu(m.conv(x.transpose(1, 2))).transpose(1, 2)  # (B, M, T) -> (B, T', C)
+    def _frames(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        return self.model.frontend(x, lengths)  # (B, T, M) -> (B, T', C)
 
     def forward(self, features: Tensor, second: Tensor, c: Tensor | None = None):
         """Whole: ``(features, lengths)``; chunk: ``(features, h[, c])``."""
         m = self.model
-        z = self._frames(features)  # (B, T', C)
+        z = self._frames(features, None if self.chunk else second)  # (B, T', C)
         if self.chunk:
             h, state = m.rnn(z, state_of(second, c))  # (B, T', H)
             return (F.log_softmax(m.head(h), dim=-1), *state_tuple(state))

@@ -2,6 +2,9 @@
 
 For log-mel features x (B, T, M)::
 
+    [spec_channels > 0: x = ReLU(Conv2d_3x3(ReLU(Conv2d_3x3(x))))  over (time, mel), stride 2
+     on mel each, so (B, T, K * ceil(ceil(M/2)/2)): patterns that may move across mel channels
+     (another speaker's formants) meet the same filters]
     z = ReLU(Conv1d_{k=s, stride=s}(x))   (B, T', C)   T' = T // s (time subsampling by s)
     h, state = RNN(z, lengths=T')          (B, T', dirs*H)   rnnkit LSTM / GRU / RNN stack
     log p(label | frame) = log_softmax(W dropout(h) + b)   (B, T', V)   label 0 = CTC blank
@@ -52,9 +55,19 @@ class CTCASR(nn.Module):
         self.config = config
         c = config
         width = c.input_size
+        self.spec: nn.Sequential | None = None
+        if c.spec_channels:
+            k = c.spec_channels
+            self.spec = nn.Sequential(
+                nn.Conv2d(1, k, 3, stride=(1, 2), padding=1),
+                nn.ReLU(),
+                nn.Conv2d(k, k, 3, stride=(1, 2), padding=1),
+                nn.ReLU(),
+            )
+            width = k * (((c.input_size + 1) // 2 + 1) // 2)  # mel: ceil(ceil(M / 2) / 2)
         self.conv: nn.Conv1d | None = None
         if c.conv_channels:
-            self.conv = nn.Conv1d(c.input_size, c.conv_channels, c.subsample, stride=c.subsample)
+            self.conv = nn.Conv1d(width, c.conv_channels, c.subsample, stride=c.subsample)
             width = c.conv_channels
         self.rnn = build_recurrent(
             c.cell,
@@ -71,6 +84,28 @@ class CTCASR(nn.Module):
     def subsample(self) -> int:
         return self.config.subsample if self.conv is not None else 1
 
+    def frontend(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Features (B, T, M) -> the recurrent stack's input (B, T', C).
+
+        ``lengths`` (B,): frames past each length are zeroed between the 2-D
+        convolutions, so a padded utterance sees the zero padding a lone one sees.
+        """
+        if self.spec is not None:
+            B, T, _ = x.shape
+            y = x[:, None]  # (B, 1, T, M)
+            keep = None
+            if lengths is not None:
+                t = torch.arange(T, device=x.device)
+                keep = (t[None, :] < lengths.to(x.device)[:, None]).to(x.dtype)[:, None, :, None]
+            for layer in self.spec:
+                y = layer(y)
+                if keep is not None and isinstance(layer, nn.ReLU):
+                    y = y * keep
+            x = y.permute(0, 2, 1, 3).reshape(B, T, -1)  # (B, T, K * M'')
+        if self.conv is not None:
+            x = F.relu(self.conv(x.transpose(1, 2))).transpose(1, 2)  # (B, C, T) -> (B, T', C)
+        return x
+
     def forward(self, x: Tensor, lengths: Tensor | None = None, state: Any = None) -> CTCOutput:
         """``x`` (B, T, M) features, ``lengths`` (B,) valid frames (None = all T)."""
         B, T, _ = x.shape
@@ -83,9 +118,7 @@ class CTCASR(nn.Module):
                 f"an utterance has fewer than {s} feature frames (model.subsample); the audio "
                 "is too short to transcribe - remove it or use a smaller subsample"
             )
-        z = x
-        if self.conv is not None:
-            z = F.relu(self.conv(x.transpose(1, 2))).transpose(1, 2)  # (B, M, T) -> (B, T', C)
+        z = self.frontend(x, lengths)
         h, state = self.rnn(z, state, lengths=out_lens)  # (B, T', dirs*H)
         logits = self.head(self.drop(h))  # (B, T', V)
         return CTCOutput(F.log_softmax(logits, dim=-1), out_lens, state)
