@@ -1,5 +1,8 @@
 """Labelled text for classification: file readers and the built-in datasets.
 
+Longer than 400 lines: every source a user can name is read here (files, SST-2 in both
+spellings, IMDB's tarball), so one reader's checks and messages sit beside the others'.
+
 Sources (:func:`read_examples`):
 
 - a CSV (``.csv``), TSV (``.tsv``/``.tab``) or JSON-lines (``.jsonl``/``.ndjson``) file
