@@ -84,22 +84,26 @@ def run_fold(args: argparse.Namespace, speaker: str) -> dict:
         *args.overrides,
     ]
     cfg = load_config(preset=args.preset, overrides=overrides)
-    rec = SpeechRecognizer(config=cfg, threads=1, verbose=False)
     run_dir = Path(args.out) / speaker
-    t0 = time.perf_counter()
-    rec.fit(run_dir=run_dir, overwrite=True)
-    train_s = time.perf_counter() - t0
+    previous = Path(args.out, f"fold-{speaker}.json")
+    if args.rescore:  # score the fold's saved model again (new decoders, the mic check)
+        rec = SpeechRecognizer.load(run_dir, threads=1, verbose=False)
+        out = json.loads(previous.read_text())
+    else:
+        rec = SpeechRecognizer(config=cfg, threads=1, verbose=False)
+        t0 = time.perf_counter()
+        rec.fit(run_dir=run_dir, overwrite=True)
+        out = {
+            "speaker": speaker,
+            "preset": args.preset,
+            "overrides": args.overrides,
+            "steps": rec.result_.step,
+            "train_seconds": round(time.perf_counter() - t0, 1),
+            "best_val_wer": round(rec.result_.best_metric, 4),
+        }
     _, _, test = load_splits(rec.config, quiet=True)
-    out: dict = {
-        "speaker": speaker,
-        "preset": args.preset,
-        "overrides": args.overrides,
-        "steps": rec.result_.step,
-        "train_seconds": round(train_s, 1),
-        "best_val_wer": round(rec.result_.best_metric, 4),
-        "test_utterances": len(test),
-        "test": {},
-    }
+    out["test_utterances"] = len(test)
+    out["test"] = {}
     for name, beam, lm_weight, lexicon in DECODERS:
         m = rec.evaluate(test, beam=beam, lm_weight=lm_weight, lexicon=lexicon)
         out["test"][name] = {"wer": round(m["wer"], 4), "cer": round(m["cer"], 4)}
@@ -141,6 +145,12 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=1, help="folds trained at once (1 thread each)")
     ap.add_argument("--mic-check", action="store_true", help="also score resampled/padded audio")
     ap.add_argument("--overrides", nargs="*", default=[], help="dotted config overrides")
+    ap.add_argument(
+        "--summarize", action="store_true", help="only summarise the folds already in --out"
+    )
+    ap.add_argument(
+        "--rescore", action="store_true", help="score the folds' saved models, do not train"
+    )
     ap.add_argument("--fold", help=argparse.SUPPRESS)  # internal: run one fold in this process
     args = ap.parse_args()
     out_dir = Path(args.out)
@@ -157,9 +167,11 @@ def main() -> None:
     base = [sys.executable, __file__, "--preset", args.preset, "--out", args.out]
     if args.mic_check:
         base.append("--mic-check")
+    if args.rescore:
+        base.append("--rescore")
     if args.overrides:
         base += ["--overrides", *args.overrides]
-    pending, running = list(speakers), []
+    pending, running = ([] if args.summarize else list(speakers)), []
     while pending or running:
         while pending and len(running) < max(1, args.jobs):
             running.append(subprocess.Popen([*base, "--fold", pending.pop(0)], env=env))
