@@ -106,6 +106,19 @@ def member_report(
     return out
 
 
+def combine(run_dirs: list[str], out: Path) -> None:
+    """Average the probabilities of separately trained single models; score sst2:dev once."""
+    members = [SentimentClassifier.load(d, threads=1, verbose=False) for d in run_dirs]
+    singles = {
+        d: m.evaluate("sst2:dev")["accuracy"] for d, m in zip(run_dirs, members, strict=True)
+    }
+    ens = SentimentClassifier.from_members(members).evaluate()  # sst2:dev
+    result = {"members": singles, "ensemble_dev_accuracy": ens["accuracy"], "dev": "sst2:dev"}
+    out.mkdir(parents=True, exist_ok=True)
+    Path(out, "ensemble.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--preset", default="sst2", help="sst2 | sst2_phrases (sentiment presets)")
@@ -119,7 +132,13 @@ def main() -> None:
     p.add_argument("--lr-c", type=float, default=4.0, help="inverse regularisation of the LR")
     p.add_argument("--threads", type=int, default=1, help="torch threads in this process")
     p.add_argument("--out", default="runs/bench-sst2", help="run directories and results.json")
+    p.add_argument("--combine", nargs="+", metavar="RUN_DIR",
+                   help="no training: the ensemble of these trained single models (their "
+                   "probabilities averaged), scored once on sst2:dev")  # fmt: skip
     args = p.parse_args()
+    if args.combine:
+        combine(args.combine, Path(args.out))
+        return
     load_start = os.getloadavg()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
