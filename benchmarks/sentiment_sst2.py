@@ -109,9 +109,7 @@ def member_report(
 def combine(run_dirs: list[str], out: Path) -> None:
     """Average the probabilities of separately trained single models; score sst2:dev once."""
     members = [SentimentClassifier.load(d, threads=1, verbose=False) for d in run_dirs]
-    singles = {
-        d: m.evaluate("sst2:dev")["accuracy"] for d, m in zip(run_dirs, members, strict=True)
-    }
+    singles = {d: m.evaluate()["accuracy"] for d, m in zip(run_dirs, members, strict=True)}
     ens = SentimentClassifier.from_members(members).evaluate()  # sst2:dev
     result = {"members": singles, "ensemble_dev_accuracy": ens["accuracy"], "dev": "sst2:dev"}
     out.mkdir(parents=True, exist_ok=True)
