@@ -2,7 +2,8 @@
 
 Trains the preset (``src/rnnkit/speech/presets/<preset>.toml``) within its time budget,
 then scores the held-out test split with greedy decoding, prefix beam search
-(beam 8) and beam search with the character 3-gram LM. Prints one JSON line
+(beam 8), beam search with the character 3-gram LM, and both with the lexicon
+constraint (only words of the training transcripts). Prints one JSON line
 and writes it to ``<run_dir>/benchmark.json``.
 
     RNNKIT_DATA_MIRROR=file:///path/to/shared/data \\
@@ -47,9 +48,16 @@ def main() -> None:
     train_s = time.perf_counter() - t0
     _, _, test = load_splits(rec.config)  # the held-out test split, read once
     scores = {}
-    for name, beam, lm_weight in (("greedy", 1, 0.0), ("beam8", 8, 0.0), ("beam8_lm", 8, 0.3)):
+    decoders = (
+        ("greedy", 1, 0.0, False),
+        ("beam8", 8, 0.0, False),
+        ("beam8_lm", 8, 0.3, False),
+        ("beam8_lex", 8, 0.0, True),
+        ("beam8_lm_lex", 8, 0.3, True),
+    )
+    for name, beam, lm_weight, lexicon in decoders:
         t1 = time.perf_counter()
-        m = rec.evaluate(test, beam=beam, lm_weight=lm_weight)
+        m = rec.evaluate(test, beam=beam, lm_weight=lm_weight, lexicon=lexicon)
         scores[name] = {
             "wer": round(m["wer"], 4),
             "cer": round(m["cer"], 4),
