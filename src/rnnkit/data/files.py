@@ -27,14 +27,22 @@ __all__ = ["check_file", "read_text", "split_lines"]
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
+def _shown(path: str | os.PathLike[str]) -> str:
+    """A path for a one-line message: quoted (repr) when it holds a line break or another
+    control character, as it is otherwise."""
+    text = os.fspath(path)
+    text = text if isinstance(text, str) else os.fsdecode(text)
+    return repr(text) if any(ord(c) < 32 or ord(c) == 127 for c in text) else text
+
+
 def _cannot_read(what: str, path: Path, exc: OSError) -> UserError:
     if isinstance(exc, PermissionError):
         return UserError(
-            f"cannot read {what} {path}: permission denied; check the permissions of the file "
-            "and its folders (ls -l)"
+            f"cannot read {what} {_shown(path)}: permission denied; check the permissions of "
+            "the file and its folders (ls -l)"
         )
     reason = exc.strerror or type(exc).__name__
-    return UserError(f"cannot read {what} {path} ({reason})")
+    return UserError(f"cannot read {what} {_shown(path)} ({reason})")
 
 
 def check_file(path: str | os.PathLike[str], *, what: str = "file", hint: str = "") -> Path:
@@ -48,13 +56,13 @@ def check_file(path: str | os.PathLike[str], *, what: str = "file", hint: str = 
         p = Path(path).expanduser()
         info = os.stat(p)
     except (FileNotFoundError, NotADirectoryError):
-        raise UserError(f"{what} {path} not found{tail}") from None
+        raise UserError(f"{what} {_shown(path)} not found{tail}") from None
     except ValueError:  # an embedded NUL byte
         raise UserError(f"{what} {path!r} is not a valid path{tail}") from None
     except OSError as exc:
         raise _cannot_read(what, Path(path), exc) from None
     if stat.S_ISDIR(info.st_mode):
-        raise UserError(f"{what} {p} is a directory, not a file{tail}")
+        raise UserError(f"{what} {_shown(p)} is a directory, not a file{tail}")
     return p
 
 
@@ -77,14 +85,14 @@ def read_text(
             data = gzip.decompress(data)
         except (EOFError, OSError, zlib.error) as exc:
             raise UserError(
-                f"{what} {p} is a damaged gzip file ({exc}); download or compress it again"
+                f"{what} {_shown(p)} is a damaged gzip file ({exc}); download or compress it again"
             ) from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise UserError(
-            f"{p} is not UTF-8 text ({exc.reason} at byte {exc.start}); convert it to UTF-8, "
-            f"e.g. iconv -f latin1 -t utf-8 {p.name} > fixed{p.suffix}"
+            f"{_shown(p)} is not UTF-8 text ({exc.reason} at byte {exc.start}); convert it to "
+            f"UTF-8, e.g. iconv -f latin1 -t utf-8 {_shown(p.name)} > fixed{_shown(p.suffix)}"
         ) from None
 
 
