@@ -124,16 +124,21 @@ def run_fold(args: argparse.Namespace, speaker: str) -> dict:
         import jiwer
 
         chunk = int(0.1 * sr)
-        hyps, refs, early = [], [], 0
+        hyps, refs, early, at_end = [], [], 0, 0
         for u in test:
             x = audio_of(u, sr)
-            parts = list(rec.stream(np.split(x, range(chunk, len(x), chunk))))
+            chunks = np.split(x, range(chunk, len(x), chunk))
+            parts = list(rec.stream(chunks))  # one per chunk, then one after the tail
             hyps.append(parts[-1] or "<empty>")
             refs.append(u.text)
-            early += bool(len(parts) > 1 and parts[-2].strip())
+            n = len(chunks)
+            early += bool(n > 1 and parts[n - 2].strip())
+            at_end += bool(parts[n - 1].strip())
         out["stream_100ms_wer"] = round(float(jiwer.wer(refs, hyps)), 4)
-        # text on screen before the last 100 ms chunk of the utterance has arrived
+        # text on screen before the last 100 ms chunk of the utterance has arrived, and
+        # once it has (before the features.tail_ms flush)
         out["stream_text_before_end"] = round(early / len(test), 4)
+        out["stream_text_at_end"] = round(at_end / len(test), 4)
     return out
 
 
@@ -196,7 +201,7 @@ def main() -> None:
             "worst_wer": max(wers.values()),
             "per_speaker": wers,
         }
-    for key in ("stream_100ms_wer", "stream_text_before_end"):
+    for key in ("stream_100ms_wer", "stream_text_before_end", "stream_text_at_end"):
         if all(key in f for f in folds):
             summary[key] = {
                 "mean": round(float(np.mean([f[key] for f in folds])), 4),

@@ -282,17 +282,35 @@ def test_causal_cmn_is_a_running_speech_mean_and_streams_exactly() -> None:
         LogMel(FeatureConfig(norm="cmn")).normalize_stream(f, None)
 
 
-@pytest.mark.parametrize("chunk", [800, 1337])
-def test_a_causal_cmn_model_streams_what_it_transcribes(chunk) -> None:
+@pytest.mark.parametrize(("chunk", "tail_ms"), [(800, 0.0), (1337, 0.0), (800, 150.0)])
+def test_a_causal_cmn_model_streams_what_it_transcribes(chunk, tail_ms) -> None:
+    # chunk 800 samples: 100 ms at 8 kHz
     cfg = tiny_config(bidirectional=False)
-    cfg = dataclasses.replace(cfg, features=dataclasses.replace(cfg.features, norm="causal_cmn"))
+    features = dataclasses.replace(cfg.features, norm="causal_cmn", tail_ms=tail_ms)
+    steps = 500 if tail_ms else cfg.train.max_steps  # the silent tail takes longer to learn
+    cfg = dataclasses.replace(
+        cfg, features=features, train=dataclasses.replace(cfg.train, max_steps=steps)
+    )
     utts = [Utterance(tone_clip(t, i), t, "", f"u{i}") for i, t in enumerate(TEXTS)]
     rec = SpeechRecognizer(cfg, threads=1, verbose=False).fit(utts, utts)
     x = tone_clip("cab a", 7)
-    partials = list(rec.stream(x[i : i + chunk] for i in range(0, len(x), chunk)))
+    chunks = [x[i : i + chunk] for i in range(0, len(x), chunk)]
+    partials = list(rec.stream(chunks))
+    assert len(partials) == len(chunks) + (tail_ms > 0)  # the tail flush: one more
     assert partials[-1] == rec.transcribe([x])[0].text
     assert partials[-1] == "cab a"  # and it learned the clips
     assert any(p and p != partials[-1] for p in partials)  # words before the audio ends
+
+
+def test_the_tail_appends_silence_frames() -> None:
+    plain, tailed = LogMel(FeatureConfig()), LogMel(FeatureConfig(tail_ms=200))
+    x = tone_clip("ab", 0)
+    a, b = plain.logmel(x), tailed.logmel(x)
+    assert b.shape[0] == a.shape[0] + 20  # 200 ms at a 10 ms hop
+    assert torch.equal(b[: a.shape[0] - 2], a[: a.shape[0] - 2])  # frames before it unchanged
+    assert torch.equal(tailed.logmel(x, tail=False), a)
+    with pytest.raises(UserError, match="features.tail_ms"):
+        FeatureConfig(tail_ms=-1).validate()
 
 
 def test_spectral_front_end_pads_like_single_utterances() -> None:

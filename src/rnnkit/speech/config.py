@@ -80,10 +80,16 @@ class FeatureConfig:
     freq_masks: int = 2  # number of frequency masks
     freq_mask_width: int = 6  # max mel channels per frequency mask
     time_warp: int = 0  # SpecAugment time warping: max shift of the warp point, frames; 0 = off
+    # Silence appended to the end of every utterance (training, scoring, transcribing; a
+    # stream gets it when its input ends): time for a unidirectional model to emit what it
+    # heard last. 0 = none.
+    tail_ms: float = 0.0
 
     def validate(self) -> None:
         if self.sample_rate <= 0:
             raise UserError(f"features.sample_rate must be > 0, got {self.sample_rate}")
+        if not (math.isfinite(self.tail_ms) and 0 <= self.tail_ms <= 10_000):
+            raise UserError(f"features.tail_ms must be in [0, 10000], got {self.tail_ms}")
         if self.win_ms <= 0 or self.hop_ms <= 0:
             raise UserError(
                 f"features.win_ms and features.hop_ms must be > 0, got {self.win_ms}, {self.hop_ms}"

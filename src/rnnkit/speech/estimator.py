@@ -23,6 +23,7 @@ raise a one-line error instead (and take audio of any length).
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -334,8 +335,10 @@ class SpeechRecognizer(Estimator):
         Needs a unidirectional model and ``features.norm`` global, causal_cmn or none. Audio
         is kept only until its feature frames exist; the recurrent state carries
         the rest (O(1) memory per step), and frames wait in groups of
-        ``model.subsample`` for the front end. The last partial transcript equals
-        the offline greedy transcript of the whole audio.
+        ``model.subsample`` for the front end. When the chunks end, ``features.tail_ms``
+        of silence is fed (one more partial transcript) so the model can emit what it
+        heard last. The last partial transcript equals the offline greedy transcript
+        of the whole audio.
         """
         self._check_fitted()
         if self.model_.config.bidirectional:
@@ -354,12 +357,13 @@ class SpeechRecognizer(Estimator):
         norm_state: Any = None
         best_prev, labels = 0, []
         self.model_.eval()
-        for chunk in chunks:
+        flush = np.zeros(self.features_.tail_samples, dtype=np.float32)
+        for chunk in itertools.chain(chunks, [flush] if len(flush) else []):
             with self._threads():
                 audio = np.concatenate([audio, np.asarray(chunk, dtype=np.float32).flatten()])
                 n_frames = 0 if len(audio) < W else (len(audio) - W) // H + 1
                 if n_frames:
-                    raw = self.features_.logmel(audio[: (n_frames - 1) * H + W])  # (n, M)
+                    raw = self.features_.logmel(audio[: (n_frames - 1) * H + W], tail=False)
                     feats, norm_state = self.features_.normalize_stream(raw, norm_state)
                     audio = audio[n_frames * H :]  # keep the overlap for the next frame
                     pending = torch.cat([pending, feats], 0)

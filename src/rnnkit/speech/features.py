@@ -273,6 +273,12 @@ class LogMel:
         self.mean_: Tensor | None = None
         self.std_: Tensor | None = None
 
+    @property
+    def tail_samples(self) -> int:
+        """Samples of silence appended to each utterance (``features.tail_ms``)."""
+        c = self.config
+        return int(round(c.tail_ms * c.sample_rate / 1000))
+
     def _filterbank(self, vtlp: float) -> Tensor:
         if vtlp == 1.0:
             return self.fbank
@@ -290,12 +296,16 @@ class LogMel:
             self._warped[key] = torch.from_numpy(fb).float()
         return self._warped[key]
 
-    def logmel(self, audio: np.ndarray | Tensor, *, vtlp: float = 1.0) -> Tensor:
+    def logmel(self, audio: np.ndarray | Tensor, *, vtlp: float = 1.0, tail: bool = True) -> Tensor:
         """Un-normalised log-mels (T, n_mels) of mono audio (N,); T = (N - win) // hop + 1.
 
         ``vtlp``: a vocal-tract-length warp factor (training augmentation; 1 = none).
+        ``tail``: append ``features.tail_ms`` of silence first (``False`` for the chunks of
+        a stream, which gets its tail when the input ends).
         """
         x = torch.as_tensor(audio, dtype=torch.float32).flatten()
+        if tail and self.tail_samples:
+            x = torch.cat([x, torch.zeros(self.tail_samples)])
         W, H = self.config.win_length, self.config.hop_length
         if x.numel() < W:
             return torch.zeros(0, self.config.n_mels)
