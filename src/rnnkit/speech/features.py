@@ -1,4 +1,8 @@
-"""Audio in, log-mel features out: reading, resampling, mel filterbank, SpecAugment.
+"""Audio in, log-mel features out: reading, resampling, mel filterbank, normalisation.
+
+Longer than 400 lines: reading (with its checks of damaged files), the filterbank and
+the normalisations (offline and streaming, which must agree frame for frame) are one
+path from a file to the model's input.
 
 The settings are the ``features`` section of the config (:class:`FeatureConfig`).
 
