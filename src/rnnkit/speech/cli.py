@@ -120,7 +120,7 @@ def _decoding_arguments(q: argparse.ArgumentParser) -> None:
         "--lexicon",
         action="store_true",
         help="beam search spells only words of the training transcripts (closed vocabularies "
-        "such as digits); with --beam 1 it uses a beam of 1",
+        "such as digits); use it with a beam, e.g. --beam 8",
     )
 
 
