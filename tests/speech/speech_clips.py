@@ -79,3 +79,22 @@ def wav_bytes(
 def pcm16(samples: np.ndarray) -> bytes:
     """Samples in [-1, 1] as little-endian 16-bit PCM."""
     return (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+def labeling_totals(lp: np.ndarray) -> dict[tuple[int, ...], float]:
+    """Brute force over every CTC alignment of ``lp`` (T, V): each labeling's probability
+    (merge repeats, drop blanks, sum the paths)."""
+    import itertools
+    import math
+
+    T, V = lp.shape
+    totals: dict[tuple[int, ...], float] = {}
+    for path in itertools.product(range(V), repeat=T):
+        labels, prev = [], 0
+        for k in path:
+            if k != 0 and k != prev:
+                labels.append(k)
+            prev = k
+        p = math.exp(sum(lp[t, k] for t, k in enumerate(path)))
+        totals[tuple(labels)] = totals.get(tuple(labels), 0.0) + p
+    return totals

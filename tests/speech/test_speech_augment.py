@@ -5,14 +5,13 @@ every CTC alignment, features of resampled and padded audio."""
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 
 import numpy as np
 import pytest
 import torch
 from scipy.signal import resample_poly
-from speech_clips import SR, TEXTS, tiny_config, tone_clip
+from speech_clips import SR, TEXTS, labeling_totals, tiny_config, tone_clip
 
 from rnnkit import SpeechRecognizer
 from rnnkit.errors import UserError
@@ -157,16 +156,7 @@ def test_cmn_ignores_gain_silence_and_resampling() -> None:
 
 def _best_allowed(lp: np.ndarray, chars: str, words: set[str]) -> str:
     """Sum every alignment's probability into its text; the best text spelling words only."""
-    T, V = lp.shape
-    totals: dict[str, float] = {}
-    for path in itertools.product(range(V), repeat=T):
-        labels, prev = [], 0
-        for k in path:
-            if k != 0 and k != prev:
-                labels.append(k)
-            prev = k
-        text = "".join(chars[k - 1] for k in labels)
-        totals[text] = totals.get(text, 0.0) + math.exp(sum(lp[t, k] for t, k in enumerate(path)))
+    totals = {"".join(chars[k - 1] for k in lab): p for lab, p in labeling_totals(lp).items()}
     ok = [t for t in totals if t == "" or all(w in words for w in t.split(" "))]
     return max(ok, key=totals.__getitem__)
 

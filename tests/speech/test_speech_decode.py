@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from speech_clips import labeling_totals
 
 from rnnkit.errors import UserError
 from rnnkit.speech import CTCASRConfig
@@ -45,16 +45,7 @@ def test_beam_beats_greedy_on_the_hand_worked_example() -> None:
 
 def _brute_force_best(lp: np.ndarray) -> tuple[tuple[int, ...], float]:
     """Sum the probability of every alignment into its labeling; return the best one."""
-    T, V = lp.shape
-    totals: dict[tuple[int, ...], float] = {}
-    for path in itertools.product(range(V), repeat=T):
-        labels, prev = [], 0
-        for k in path:
-            if k != 0 and k != prev:
-                labels.append(k)
-            prev = k
-        p = math.exp(sum(lp[t, k] for t, k in enumerate(path)))
-        totals[tuple(labels)] = totals.get(tuple(labels), 0.0) + p
+    totals = labeling_totals(lp)
     best = max(totals, key=totals.__getitem__)
     return best, totals[best]
 

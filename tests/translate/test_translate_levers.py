@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from digit_corpus import digit_corpus
 from torch import nn
 
 import rnnkit.translate.estimator as estimator_module
@@ -27,8 +28,6 @@ from rnnkit.translate.config import check_config
 from rnnkit.translate.data import PairBatches, make_batch
 from rnnkit.translate.model import Seq2Seq, Seq2SeqConfig
 
-EN = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-DE = ["null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun"]
 QUIET = {"progress": "none", "plot": False}
 SMALL = {"hidden_size": 16, "embed_dim": 16, "warmup_steps": 2, **QUIET}
 
@@ -41,13 +40,7 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
-def _corpus(n: int, seed: int) -> list[tuple[str, str]]:
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        ks = [rng.randrange(10) for _ in range(rng.randint(1, 4))]
-        out.append((" ".join(EN[k] for k in ks) + " .", " ".join(DE[k] for k in ks) + " ."))
-    return out
+_corpus = digit_corpus
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:

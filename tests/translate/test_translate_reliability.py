@@ -10,12 +10,12 @@ hints that name real options; resume with a config that does not fit the run.
 from __future__ import annotations
 
 import gzip
-import random
 import re
 from pathlib import Path
 
 import pytest
 import torch
+from digit_corpus import digit_corpus
 
 from rnnkit import Translator
 from rnnkit.cli import build_parser
@@ -25,8 +25,6 @@ from rnnkit.translate import load_config
 from rnnkit.translate.data import load_pairs, read_lines
 from testkit import without_file_permissions
 
-EN = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-DE = ["null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun"]
 QUICK = ["--train.progress=none", "--train.plot=false", "--model.embed_dim=16",
          "--model.hidden_size=16"]  # fmt: skip
 
@@ -39,13 +37,7 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
-def _corpus(n: int, seed: int) -> list[tuple[str, str]]:
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        ks = [rng.randrange(10) for _ in range(rng.randint(1, 4))]
-        out.append((" ".join(EN[k] for k in ks) + " .", " ".join(DE[k] for k in ks) + " ."))
-    return out
+_corpus = digit_corpus
 
 
 def _files(tmp: Path, pairs: list[tuple[str, str]]) -> str:
