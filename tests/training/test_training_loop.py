@@ -349,6 +349,44 @@ def test_a_time_budget_plans_the_schedule_to_end_at_the_budget(monkeypatch, tmp_
     assert loop.lr_at(30, cfg) > 0.99 * cfg.lr
 
 
+def test_progress_under_a_time_budget_shows_the_planned_steps_and_time_left(
+    monkeypatch, capsys
+):
+    """With max_seconds the progress lines count toward the steps the budget will
+    reach and the ETA is bounded by the time left, not by an unreachable max_steps
+    (fake clock: 0.1 s per step, 3 s budget, so about 30 steps)."""
+    from rnnkit.training import loop
+
+    clock = [0.0]
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: clock[0])
+
+    def slow(model, batch, state):
+        clock[0] += 0.1
+        return lm_loss(model, batch, state)
+
+    cfg = _cfg(
+        max_steps=10_000, max_seconds=3.0, eval_interval=0, progress="lines", log_interval=5
+    )
+    Trainer(TinyLM(), slow, StreamBatches(_stream(600), 4, 10), config=cfg).fit()
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("step ")]
+    totals = [int(ln.split("|")[0].split("/")[1]) for ln in lines]
+    etas = [ln.rsplit("eta ", 1)[1] for ln in lines]
+    assert len(lines) >= 5 and all(28 <= t <= 32 for t in totals[1:]), lines
+    assert all(e.startswith("00:0") for e in etas), etas  # under 10 s, never hours
+
+
+def test_progress_eta_never_exceeds_the_budget_left(monkeypatch):
+    from rnnkit.training import progress
+
+    clock = [0.0]
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: clock[0])
+    out = io.StringIO()
+    p = Progress(1_000_000, mode="lines", log_interval=1, stream=out, max_seconds=60.0)
+    clock[0] = 10.0  # one step in 10 s: a million steps would take 116 days
+    p.update(1, loss=1.0, tokens_per_s=1.0)
+    assert out.getvalue().strip().endswith("eta 00:50"), out.getvalue()
+
+
 def test_checkpoint_is_safetensors_and_json_and_survives_interrupted_replace(tmp_path):
     cfg = _cfg(max_steps=4, eval_interval=0)
     Trainer(

@@ -320,6 +320,7 @@ class _BudgetPlan:
         self.first_step = first_step
         self.t_mark: float | None = None  # when MIN_STEPS steps of this call were done
         self.last_lr = math.inf
+        self.planned = cfg.max_steps  # the latest estimate of the run's length
 
     def total_steps(self, step: int) -> int:
         cfg = self.cfg
@@ -337,7 +338,8 @@ class _BudgetPlan:
         return max(step + 1, min(cfg.max_steps, estimate))
 
     def lr(self, step: int) -> float:
-        value = lr_at(step, self.cfg, self.total_steps(step))
+        self.planned = self.total_steps(step)
+        value = lr_at(step, self.cfg, self.planned)
         if self.cfg.max_seconds and step >= self.cfg.warmup_steps:
             value = min(value, self.last_lr)
             self.last_lr = value
@@ -675,6 +677,7 @@ class Trainer:
             initial=self.pos.step,
             mode=cfg.progress if main else "none",
             log_interval=cfg.log_interval,
+            max_seconds=cfg.max_seconds,
         )
         metrics = None
         if main and self.run_dir is not None:
@@ -757,7 +760,12 @@ class Trainer:
                         }
                     )
                 self.progress.update(
-                    self.pos.step, loss=loss, tokens_per_s=tok_s, lr=lr, grad_norm=grad_norm
+                    self.pos.step,
+                    loss=loss,
+                    tokens_per_s=tok_s,
+                    total=budget.planned,
+                    lr=lr,
+                    grad_norm=grad_norm,
                 )
 
                 last = self.pos.step >= cfg.max_steps

@@ -37,6 +37,10 @@ class Progress:
         initial: steps already done (resume).
         mode: ``"auto"`` (bar on a TTY, lines otherwise), ``"bar"``, ``"lines"``, ``"none"``.
         log_interval: steps between plain lines.
+        max_seconds: the run's time budget (0: none). The ETA never exceeds the
+            time left in it, and :meth:`update` may pass ``total`` = the steps
+            the budget is planned to reach, so "step 120/2250" and the bar's
+            ETA describe the run that will happen, not ``max_steps``.
     """
 
     def __init__(
@@ -47,6 +51,7 @@ class Progress:
         mode: str = "auto",
         log_interval: int = 10,
         stream: TextIO | None = None,
+        max_seconds: float = 0.0,
     ) -> None:
         if mode not in ("auto", "bar", "lines", "none"):
             raise ValueError(f"progress mode must be auto, bar, lines or none, got {mode!r}")
@@ -57,6 +62,7 @@ class Progress:
         self.total = total
         self.initial = initial
         self.log_interval = max(1, log_interval)
+        self.max_seconds = max_seconds
         self._t0 = time.perf_counter()
         self._bar = None
         if mode == "bar":
@@ -66,8 +72,24 @@ class Progress:
                 total=total, initial=initial, file=self.stream, unit="step", dynamic_ncols=True
             )
 
-    def update(self, step: int, *, loss: float, tokens_per_s: float, **extra: float) -> None:
-        """Report that optimizer step ``step`` (1-based count of steps done) finished."""
+    def update(
+        self,
+        step: int,
+        *,
+        loss: float,
+        tokens_per_s: float,
+        total: int | None = None,
+        **extra: float,
+    ) -> None:
+        """Report that optimizer step ``step`` (1-based count of steps done) finished.
+
+        ``total``, when given, replaces the step count the run is expected to
+        reach (a time budget's plan, re-estimated as the speed is measured).
+        """
+        if total is not None and total != self.total:
+            self.total = total
+            if self._bar is not None:
+                self._bar.total = total
         if self.mode == "bar" and self._bar is not None:
             self._bar.update(step - self._bar.n)
             shown = {k: f"{v:.3g}" for k, v in extra.items() if k == "grad_norm"}
@@ -78,6 +100,9 @@ class Progress:
             elapsed = time.perf_counter() - self._t0
             done = step - self.initial
             eta = elapsed / done * (self.total - step) if done > 0 else float("nan")
+            if self.max_seconds:
+                left = max(0.0, self.max_seconds - elapsed)
+                eta = left if not math.isfinite(eta) else min(eta, left)
             parts = [f"step {step}/{self.total}", f"loss {loss:.4f}"]
             parts += [f"{k} {v:.4g}" for k, v in extra.items()]
             parts += [f"{tokens_per_s:,.0f} tok/s", f"eta {_fmt_seconds(eta)}"]
