@@ -84,6 +84,33 @@ def test_evaluate_returns_a_json_ready_dict(overfit) -> None:
     assert overfit.evaluate(utts)["decoder"] == "greedy"
 
 
+def test_test_time_warps_average_the_posteriors_of_the_warped_features(overfit) -> None:
+    clip = tone_clip(TEXTS[0], 0)
+    _, plain = overfit.log_probs(clip)
+    assert torch.equal(overfit.log_probs(clip, warps=(1.0,))[1], plain)  # the identity warp
+    _, averaged = overfit.log_probs(clip, warps=(0.9, 1.1))
+    # Oracle in NumPy: each warp's features through the model, probabilities averaged.
+    probs = []
+    for w in (0.9, 1.1):
+        raw = overfit.features_.logmel(clip, vtlp=w)
+        assert not torch.allclose(raw, overfit.features_.logmel(clip))  # the warp acts
+        with torch.no_grad():
+            lp = overfit.model_(overfit.features_.normalize(raw)[None]).log_probs[0]
+        probs.append(np.exp(lp.double().numpy()))
+    expected = np.log(np.mean(probs, axis=0))
+    np.testing.assert_allclose(averaged.double().numpy(), expected, atol=1e-5)
+    assert averaged.shape == plain.shape  # a warp keeps the frames
+    np.testing.assert_allclose(averaged.exp().sum(-1).numpy(), 1.0, atol=1e-5)
+
+    utts = [Utterance(tone_clip(t, i), t) for i, t in enumerate(TEXTS)]
+    m = overfit.evaluate(utts, beam=4, warps=[0.95, 1, 1.05])
+    assert m["decoder"] == "beam 4 + warps 0.95,1,1.05" and m["utterances"] == 6
+    assert overfit.predict(utts[0].audio, warps=(1.0,)) == overfit.predict(utts[0].audio)
+    for bad in ((0.2,), ("x",), (1.0, 2.0)):
+        with pytest.raises(UserError, match="warps must be"):
+            overfit.evaluate(utts, warps=bad)
+
+
 def test_evaluate_reads_a_source(overfit, clip_dir) -> None:
     m = overfit.evaluate(clip_dir / "manifest.csv", beam=2, lm_weight=0.5)
     assert m["utterances"] == 12 and m["decoder"] == "beam 2 + LM 0.5"

@@ -105,6 +105,13 @@ def test_cli_train_eval_transcribe(clip_dir, tmp_path, capsys) -> None:
         == 0
     )
     assert capsys.readouterr().out.rstrip().endswith("ba c")
+    assert main(["speech", "transcribe", "--checkpoint", str(run), str(wav), "--warps", "1"]) == 0
+    assert f"{wav}: ba c" in capsys.readouterr().out
+    for warps, says in (("0.9,x", "--warps takes comma-separated"), ("3", "between 0.5 and 1.5")):
+        cmd = ["speech", "eval", "--checkpoint", str(run), "--data", manifest, "--warps", warps]
+        assert main(cmd) == 2
+        err = capsys.readouterr().err
+        assert says in err and len(err.strip().splitlines()) == 1
 
     # predict is transcribe; --json - owns stdout and parses
     assert main(["speech", "predict", "--checkpoint", str(run), str(wav), "--json", "-"]) == 0

@@ -63,7 +63,13 @@ def _load(args: argparse.Namespace) -> SpeechRecognizer:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     rec = _load(args)
-    m = rec.evaluate(args.data, beam=args.beam, lm_weight=args.lm_weight, lexicon=args.lexicon)
+    m = rec.evaluate(
+        args.data,
+        beam=args.beam,
+        lm_weight=args.lm_weight,
+        lexicon=args.lexicon,
+        warps=_warps(args.warps),
+    )
     _say(
         args,
         f"{m['measured_on']}: {m['utterances']} utterances | {m['decoder']} | "
@@ -78,8 +84,10 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
     sr = rec.config.features.sample_rate
     if args.plot and len(args.files) != 1:
         raise UserError("--plot takes one audio file; transcribe files one at a time to plot")
-    if args.stream and (args.beam > 1 or args.lexicon or args.lm_weight):
-        raise UserError("--stream decodes greedily; drop --beam/--lm-weight/--lexicon or --stream")
+    if args.stream and (args.beam > 1 or args.lexicon or args.lm_weight or args.warps):
+        raise UserError(
+            "--stream decodes greedily; drop --beam/--lm-weight/--lexicon/--warps or --stream"
+        )
     results = []
     for path in args.files:
         words: list[dict[str, Any]] = []
@@ -92,7 +100,11 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
             _say(args, "")
         else:
             (t,) = rec.transcribe(
-                path, beam=args.beam, lm_weight=args.lm_weight, lexicon=args.lexicon
+                path,
+                beam=args.beam,
+                lm_weight=args.lm_weight,
+                lexicon=args.lexicon,
+                warps=_warps(args.warps),
             )
             text = t.text
             words = [w._asdict() for w in t.words]
@@ -108,6 +120,18 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warps(text: str | None) -> tuple[float, ...]:
+    """``--warps 0.9,1.0,1.1`` as floats (range checked by the estimator)."""
+    if not text:
+        return ()
+    try:
+        return tuple(float(w) for w in text.split(","))
+    except ValueError:
+        raise UserError(
+            f"--warps takes comma-separated factors such as 0.9,1.0,1.1, got {text!r}"
+        ) from None
+
+
 def _decoding_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("--beam", type=int, default=1, help="beam width; 1 = greedy decoding")
     q.add_argument(
@@ -121,6 +145,13 @@ def _decoding_arguments(q: argparse.ArgumentParser) -> None:
         action="store_true",
         help="beam search spells only words of the training transcripts (closed vocabularies "
         "such as digits); use it with a beam, e.g. --beam 8",
+    )
+    q.add_argument(
+        "--warps",
+        metavar="A,B,...",
+        help="average the model over test-time vocal-tract warps of the mel axis, e.g. "
+        "0.9,0.95,1,1.05,1.1 (for voices unlike the training speakers'; costs one model "
+        "pass per warp)",
     )
 
 

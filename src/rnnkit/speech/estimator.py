@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -82,14 +83,31 @@ if TYPE_CHECKING:
 __all__ = ["SpeechRecognizer"]
 
 
-def _decoder_name(beam: int, lm_weight: float, lexicon: bool = False) -> str:
+def _decoder_name(
+    beam: int, lm_weight: float, lexicon: bool = False, warps: Sequence[float] = ()
+) -> str:
+    warped = f" + warps {','.join(f'{w:g}' for w in warps)}" if warps else ""
     if beam <= 1 and lm_weight == 0 and not lexicon:
-        return "greedy"
+        return "greedy" + warped
     return (
         f"beam {beam}"
         + (f" + LM {lm_weight:g}" if lm_weight else "")
         + (" + lexicon" if lexicon else "")
+        + warped
     )
+
+
+def _check_warps(warps: Sequence[float] | None) -> tuple[float, ...]:
+    """Test-time warp factors as floats; a one-line error for anything else."""
+    try:
+        out = tuple(float(w) for w in (warps or ()))
+    except (TypeError, ValueError):
+        raise UserError(f"warps must be numbers such as 0.9,1.0,1.1, got {warps!r}") from None
+    if any(not 0.5 <= w <= 1.5 for w in out):
+        raise UserError(
+            f"warps must be factors between 0.5 and 1.5 (e.g. 0.9,1.0,1.1), got {list(out)}"
+        )
+    return out
 
 
 class SpeechRecognizer(Estimator):
@@ -279,17 +297,37 @@ class SpeechRecognizer(Estimator):
         return Transcript(text, word_times(dec.labels, dec.frames, chars, self.frame_seconds))
 
     @torch.no_grad()
-    def log_probs(self, audio: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """(normalised features (T, M), log-probabilities (T', V)) of mono audio, on the CPU."""
+    def log_probs(
+        self, audio: np.ndarray, *, warps: Sequence[float] = ()
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(normalised features (T, M), log-probabilities (T', V)) of mono audio, on the CPU.
+
+        ``warps``: test-time vocal-tract-length warps (e.g. ``(0.9, 1.0, 1.1)``). The
+        model's posteriors for the features under each mel-axis warp (the VTLP of
+        training, :func:`~rnnkit.speech.features.vtlp_warp`) are averaged, frame by
+        frame (a warp keeps the frames): an ensemble over vocal tract lengths that
+        needs no labels, for voices unlike the training speakers'. ``()``: no warp.
+        """
         self._check_fitted()
+        warps = _check_warps(warps)
         feats = self.features_(audio)  # (T, M)
         if feats.size(0) < self.model_.subsample:
             raise UserError(
                 f"the audio is too short ({len(audio)} samples); it needs at least "
                 f"{self.config.features.win_length} samples for one feature frame"
             )
+        if not warps:
+            return feats, self._model_log_probs(feats)
+        views = [
+            self._model_log_probs(self.features_.normalize(self.features_.logmel(audio, vtlp=w)))
+            for w in warps
+        ]
+        return feats, torch.logsumexp(torch.stack(views), 0) - math.log(len(views))
+
+    def _model_log_probs(self, feats: torch.Tensor) -> torch.Tensor:
+        """(T', V) log-probabilities of normalised features (T, M), on the CPU."""
         out = self.model_.eval()(feats[None].to(self._device()))  # (1, T', V)
-        return feats, out.log_probs[0].cpu()
+        return out.log_probs[0].cpu()
 
     def transcribe(
         self,
@@ -298,6 +336,7 @@ class SpeechRecognizer(Estimator):
         beam: int = 1,
         lm_weight: float = 0.0,
         lexicon: bool = False,
+        warps: Sequence[float] = (),
     ) -> list[Transcript]:
         """Transcribe audio files or mono float arrays (at ``features.sample_rate``).
 
@@ -305,14 +344,16 @@ class SpeechRecognizer(Estimator):
         :class:`~rnnkit.speech.decode.Transcript` (text, per-word times) each.
         ``beam=1`` is greedy decoding; ``beam>1`` prefix beam search, with the
         character LM when ``lm_weight > 0``; ``lexicon=True`` lets beam search spell
-        only words of the training transcripts.
+        only words of the training transcripts; ``warps`` averages the model over
+        test-time vocal-tract warps (:meth:`log_probs`).
         """
         self._check_fitted()
+        warps = _check_warps(warps)
         out = []
         with self._threads():
             for u in as_utterances(inputs):
                 audio = audio_of(u, self.config.features.sample_rate)
-                _, lp = self.log_probs(audio)
+                _, lp = self.log_probs(audio, warps=warps)
                 out.append(self._decode(lp, beam, lm_weight, lexicon))
         return out
 
@@ -323,9 +364,10 @@ class SpeechRecognizer(Estimator):
         beam: int = 1,
         lm_weight: float = 0.0,
         lexicon: bool = False,
+        warps: Sequence[float] = (),
     ) -> list[str]:
         """The transcripts' text of :meth:`transcribe` (one string per input)."""
-        out = self.transcribe(inputs, beam=beam, lm_weight=lm_weight, lexicon=lexicon)
+        out = self.transcribe(inputs, beam=beam, lm_weight=lm_weight, lexicon=lexicon, warps=warps)
         return [t.text for t in out]
 
     @torch.no_grad()
@@ -386,30 +428,36 @@ class SpeechRecognizer(Estimator):
         beam: int = 1,
         lm_weight: float = 0.0,
         lexicon: bool = False,
+        warps: Sequence[float] = (),
     ) -> dict[str, Any]:
         """WER and CER (jiwer) of ``data``; bad utterances raise :class:`UserError`.
 
         ``data``: utterances, a source (``fsdd``, a manifest, a folder), or
         ``None`` for the held-out test split of the config's ``data.source``.
+        Decoding as in :meth:`transcribe`.
         Returns ``{"wer", "cer", "utterances", "decoder", "measured_on"}``.
         """
         self._check_fitted()
+        warps = _check_warps(warps)
         utts, what = eval_utterances(self.config, data, quiet=not self.verbose)
         if not utts:
             raise UserError("no utterances to evaluate; pass at least one")
         hyps, refs = [], []
+        sr = self.config.features.sample_rate
         with self._threads(), torch.no_grad():
             items = encode_utterances(
                 utts, self.vocab_, self.features_, subsample=self.model_.subsample, skip=False
             )
-            for feats, labels in items:
-                x = self.features_.normalize(feats)[None].to(self._device())  # (1, T, M)
-                out = self.model_.eval()(x)
-                hyps.append(self._decode(out.log_probs[0].cpu(), beam, lm_weight, lexicon).text)
+            for u, (feats, labels) in zip(utts, items, strict=True):
+                if warps:
+                    _, lp = self.log_probs(audio_of(u, sr), warps=warps)
+                else:
+                    lp = self._model_log_probs(self.features_.normalize(feats))
+                hyps.append(self._decode(lp, beam, lm_weight, lexicon).text)
                 refs.append(self.vocab_.decode(labels))
         result: dict[str, Any] = dict(error_rates(refs, hyps))
         result["utterances"] = len(refs)
-        result["decoder"] = _decoder_name(beam, lm_weight, lexicon)
+        result["decoder"] = _decoder_name(beam, lm_weight, lexicon, warps)
         result["measured_on"] = what
         return result
 
