@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -87,11 +88,16 @@ def test_preset_file_then_overrides(tmp_path):
 
 
 def test_shipped_textgen_presets_load():
+    import rnnkit.textgen
     from rnnkit.textgen import TextgenConfig
 
-    for name in ("tiny", "shakespeare"):
+    shipped = sorted(p.stem for p in Path(rnnkit.textgen.__file__).parent.glob("presets/*.toml"))
+    assert {"tiny", "shakespeare", "shakespeare_15min"} <= set(shipped)
+    for name in shipped:
         cfg = C.load_config(TextgenConfig, app="textgen", preset=name)
-        assert cfg.model.hidden_size > 0
+        assert cfg.model.hidden_size > 0 and cfg.train.checkpoint_interval > 0
+    budget = C.load_config(TextgenConfig, app="textgen", preset="shakespeare_15min").train
+    assert budget.max_seconds == 900 and budget.max_steps > 10 * 1184  # the budget decides
     assert C.load_config(TextgenConfig, app="textgen", preset="shakespeare").model.num_layers == 2
 
 

@@ -56,7 +56,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run
 
 
-@pytest.mark.parametrize("preset", [None, "shakespeare", "tiny"])
+@pytest.mark.parametrize("preset", [None, "shakespeare", "shakespeare_15min", "tiny"])
 def test_every_preset_writes_periodic_checkpoints(preset: str | None) -> None:
     assert load_config(preset=preset).train.checkpoint_interval > 0
 

@@ -349,9 +349,7 @@ def test_a_time_budget_plans_the_schedule_to_end_at_the_budget(monkeypatch, tmp_
     assert loop.lr_at(30, cfg) > 0.99 * cfg.lr
 
 
-def test_progress_under_a_time_budget_shows_the_planned_steps_and_time_left(
-    monkeypatch, capsys
-):
+def test_progress_under_a_time_budget_shows_the_planned_steps_and_time_left(monkeypatch, capsys):
     """With max_seconds the progress lines count toward the steps the budget will
     reach and the ETA is bounded by the time left, not by an unreachable max_steps
     (fake clock: 0.1 s per step, 3 s budget, so about 30 steps)."""
@@ -364,9 +362,7 @@ def test_progress_under_a_time_budget_shows_the_planned_steps_and_time_left(
         clock[0] += 0.1
         return lm_loss(model, batch, state)
 
-    cfg = _cfg(
-        max_steps=10_000, max_seconds=3.0, eval_interval=0, progress="lines", log_interval=5
-    )
+    cfg = _cfg(max_steps=10_000, max_seconds=3.0, eval_interval=0, progress="lines", log_interval=5)
     Trainer(TinyLM(), slow, StreamBatches(_stream(600), 4, 10), config=cfg).fit()
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("step ")]
     totals = [int(ln.split("|")[0].split("/")[1]) for ln in lines]
