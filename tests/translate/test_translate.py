@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import gzip
-import random
 from pathlib import Path
 
 import pytest
 import torch
+from digit_corpus import EN, digit_corpus
 
 from rnnkit import Translator, UserError
 from rnnkit.cli import main
@@ -15,18 +15,7 @@ from rnnkit.translate import load_config
 from rnnkit.translate.data import load_pairs
 from rnnkit.translate.metrics import score
 
-EN = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-DE = ["null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun"]
-
-
-def _corpus(n: int, seed: int) -> list[tuple[str, str]]:
-    """Numbers spelled out, word by word: 'two five .' -> 'zwei fünf .'"""
-    rng = random.Random(seed)
-    pairs = []
-    for _ in range(n):
-        ks = [rng.randrange(10) for _ in range(rng.randint(1, 4))]
-        pairs.append((" ".join(EN[k] for k in ks) + " .", " ".join(DE[k] for k in ks) + " ."))
-    return pairs
+_corpus = digit_corpus  # 'two five .' -> 'zwei fünf .'
 
 
 def _write_pair(tmp: Path, name: str, pairs, gz: bool = False) -> str:

@@ -4,29 +4,20 @@ from __future__ import annotations
 
 import copy
 import json
-import random
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
+from digit_corpus import digit_corpus
 
 from rnnkit import NotFittedError, Translator, UserError
 from rnnkit.cli import main
 from rnnkit.translate import TranslateConfig
 
-EN = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
-DE = ["null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun"]
 QUIET = {"progress": "none", "plot": False}
 
-
-def _corpus(n: int, seed: int) -> list[tuple[str, str]]:
-    rng = random.Random(seed)
-    pairs = []
-    for _ in range(n):
-        ks = [rng.randrange(10) for _ in range(rng.randint(1, 4))]
-        pairs.append((" ".join(EN[k] for k in ks) + " .", " ".join(DE[k] for k in ks) + " ."))
-    return pairs
+_corpus = digit_corpus  # 'two five .' -> 'zwei fünf .'
 
 
 def _write_pair(tmp: Path, name: str, pairs) -> str:
